@@ -1,0 +1,1 @@
+"""Datasets: readers for file formats and public benchmarks, the demo shop, sequences and splits."""

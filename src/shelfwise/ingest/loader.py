@@ -1,0 +1,167 @@
+"""Load validated batches into the store, one transaction per source.
+
+Without ``skip_invalid`` the first invalid record stops the load and the transaction is rolled
+back: nothing from that file is stored. With it, good rows are stored and bad ones are written,
+with their reasons, to a reject file (JSON Lines)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sqlalchemy.engine import Connection
+
+from shelfwise.ingest.errors import IngestError, RowError
+from shelfwise.ingest.readers import RawBatch, detect_format, read_batches
+from shelfwise.ingest.validate import validate
+from shelfwise.store import Store
+
+KINDS = ("items", "users", "events")
+
+
+@dataclass
+class IngestReport:
+    kind: str
+    source: str
+    read: int = 0
+    stored: int = 0
+    rejected: int = 0
+    already_stored: int = 0  # events whose event_id was stored before: skipped, not rejected
+    rejects_path: str | None = None
+
+    def summary(self) -> str:
+        text = f"{self.source}: {self.read} {self.kind} read, {self.stored} stored, {self.rejected} rejected"
+        if self.already_stored:
+            text += f", {self.already_stored} already stored"
+        if self.rejects_path and self.rejected:
+            text += f" (reasons in {self.rejects_path})"
+        return text
+
+
+def ingest_file(
+    store: Store,
+    kind: str,
+    path: str | Path,
+    fmt: str | None = None,
+    skip_invalid: bool = False,
+    rejects_path: str | Path | None = None,
+    batch_size: int = 50_000,
+    progress: bool = False,
+) -> IngestReport:
+    """Ingest one file of items, users or events. Raises ``IngestError`` naming file, line and field."""
+    path = Path(path)
+    if kind not in KINDS:
+        raise ValueError(f"unknown kind {kind!r}; use one of {', '.join(KINDS)}")
+    if not path.is_file():
+        raise IngestError(str(path), RowError(0, None, "no such file"))
+    rejects = Path(rejects_path) if rejects_path else path.with_name(path.name + ".rejects.jsonl")
+    try:
+        fmt = detect_format(path, fmt)
+        batches = read_batches(path, fmt, batch_size, progress)
+        return _load(store, kind, batches, str(path), skip_invalid, rejects)
+    except ValueError as e:
+        if isinstance(e, IngestError):
+            raise
+        raise IngestError(str(path), RowError(0, None, str(e).removeprefix(f"{path}: "))) from e
+
+
+def ingest_frame(store: Store, kind: str, frame: pd.DataFrame, source: str = "request", skip_invalid: bool = False) -> IngestReport:
+    """Ingest records already in memory (an API batch); row numbers in errors start at 1."""
+    batch = RawBatch(frame.reset_index(drop=True), np.arange(1, len(frame) + 1, dtype=np.int64))
+    return _load(store, kind, [batch], source, skip_invalid, rejects=None)
+
+
+def _load(store: Store, kind: str, batches: Iterable[RawBatch], source: str, skip_invalid: bool, rejects: Path | None) -> IngestReport:
+    report = IngestReport(kind, source)
+    seen_ids: dict[str, int] = {}  # id -> line, for items and users: one file may not name an id twice
+    reject_file = None
+    try:
+        with store.transaction() as conn:
+            for batch in batches:
+                report.read += len(batch.frame) + len(batch.errors)
+                rows, errors = validate(batch.frame, batch.lines, kind) if len(batch.frame) else (batch.frame, [])
+                errors = batch.errors + errors
+                lines = pd.Series(batch.lines, index=batch.frame.index)
+                rows, more = _check_against_store(store, conn, kind, rows, lines, seen_ids)
+                errors += more
+                if errors:
+                    errors.sort(key=lambda e: e.line)
+                    if not skip_invalid:
+                        bad_lines = {e.line for e in errors}
+                        raise IngestError(source, errors[0], more=len(bad_lines) - 1)
+                    if reject_file is None and rejects is not None:
+                        reject_file = open(rejects, "w", encoding="utf-8")
+                        report.rejects_path = str(rejects)
+                    _write_rejects(reject_file, errors)
+                    report.rejected += len({e.line for e in errors})
+                stored, skipped = _store(store, conn, kind, rows)
+                report.stored += stored
+                report.already_stored += skipped
+    finally:
+        if reject_file is not None:
+            reject_file.close()
+    return report
+
+
+def _check_against_store(store, conn: Connection, kind: str, rows: pd.DataFrame, lines: pd.Series, seen_ids: dict) -> tuple[pd.DataFrame, list[RowError]]:
+    errors: list[RowError] = []
+    if rows.empty:
+        return rows, errors
+    bad = np.zeros(len(rows), dtype=bool)
+    if kind == "events":
+        ids = rows["item_id"].dropna()
+        unique = ids.unique()
+        known = pd.Series(store.existing_item_ids(conn, unique), index=unique)
+        unknown = rows["item_id"].notna().to_numpy() & ~rows["item_id"].map(known).fillna(True).to_numpy(bool)
+        for i in np.flatnonzero(unknown):
+            row = rows.iloc[i]
+            errors.append(RowError(int(lines[rows.index[i]]), "item_id", f"unknown item {row['item_id']!r} (ingest the catalogue first)", row.to_dict()))
+        bad |= unknown
+    else:
+        key = "item_id" if kind == "items" else "user_id"
+        ids = rows[key]
+        first_line = lines[rows.index]
+        dup_in_batch = ids.duplicated(keep="first").to_numpy()
+        dup_before = ids.isin(seen_ids.keys()).to_numpy()
+        for i in np.flatnonzero(dup_in_batch | dup_before):
+            value = ids.iloc[i]
+            earlier = seen_ids.get(value) or int(first_line[ids == value].iloc[0])
+            errors.append(RowError(int(first_line.iloc[i]), key, f"duplicate id {value!r} (first on line {earlier})", rows.iloc[i].to_dict()))
+        bad |= dup_in_batch | dup_before
+        for value, line in zip(ids[~bad], first_line[~bad]):
+            seen_ids.setdefault(value, int(line))
+    return rows[~bad], errors
+
+
+def _records(rows: pd.DataFrame) -> list[dict]:
+    return rows.astype(object).where(rows.notna(), None).to_dict("records")
+
+
+def _store(store: Store, conn: Connection, kind: str, rows: pd.DataFrame) -> tuple[int, int]:
+    """Write valid rows; returns (stored, skipped as already stored)."""
+    if rows.empty:
+        return 0, 0
+    if kind == "items":
+        return store.upsert_items(conn, _records(rows)), 0
+    if kind == "users":
+        return store.upsert_users(conn, _records(rows)), 0
+    stored = store.insert_events(conn, rows)
+    actors = rows.loc[rows["user_id"].notna(), ["user_id", "ts"]].astype({"user_id": str, "ts": "int64"})
+    first_seen = actors.groupby("user_id", sort=False)["ts"].min().reset_index().rename(columns={"ts": "created_at"})
+    first_seen["attributes"] = None
+    store.upsert_users(conn, _records(first_seen), replace=False)
+    return stored, len(rows) - stored
+
+
+def _write_rejects(file, errors: list[RowError]) -> None:
+    if file is None:
+        return
+    for e in errors:
+        record = asdict(e)
+        if isinstance(record["raw"], bytes):
+            record["raw"] = record["raw"].decode("utf-8", "backslashreplace")
+        file.write(json.dumps(record, default=str) + "\n")
