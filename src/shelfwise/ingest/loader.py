@@ -69,10 +69,18 @@ def ingest_file(
         raise IngestError(str(path), RowError(0, None, str(e).removeprefix(f"{path}: "))) from e
 
 
-def ingest_frame(store: Store, kind: str, frame: pd.DataFrame, source: str = "request", skip_invalid: bool = False) -> IngestReport:
-    """Ingest records already in memory (an API batch); row numbers in errors start at 1."""
+def ingest_frame(
+    store: Store,
+    kind: str,
+    frame: pd.DataFrame,
+    source: str = "request",
+    skip_invalid: bool = False,
+    rejects_path: str | Path | None = None,
+) -> IngestReport:
+    """Ingest records already in memory (an API batch, a public dataset); errors name the row,
+    counted from 1."""
     batch = RawBatch(frame.reset_index(drop=True), np.arange(1, len(frame) + 1, dtype=np.int64))
-    return _load(store, kind, [batch], source, skip_invalid, rejects=None)
+    return _load(store, kind, [batch], source, skip_invalid, Path(rejects_path) if rejects_path else None)
 
 
 def _load(store: Store, kind: str, batches: Iterable[RawBatch], source: str, skip_invalid: bool, rejects: Path | None) -> IngestReport:

@@ -120,6 +120,9 @@ def _to_bool(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
 
 def _to_millis(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
     """ISO 8601 text (naive = UTC), or a number of seconds (or milliseconds, if huge) since the epoch."""
+    if pd.api.types.is_datetime64_any_dtype(s):
+        naive = s.dt.tz_convert("UTC").dt.tz_localize(None) if s.dt.tz is not None else s
+        return pd.Series(naive.astype("datetime64[ms]").to_numpy().astype(np.int64), index=s.index), np.zeros(len(s), bool)
     numeric = pd.to_numeric(s.map(lambda v: None if isinstance(v, bool) else v), errors="coerce")
     is_num = numeric.notna().to_numpy()
     millis = np.zeros(len(s), dtype=np.int64)

@@ -1,0 +1,1 @@
+"""The storefront and dashboard: static files served by the API."""
