@@ -87,7 +87,8 @@ def test_events_parquet(catalogue, tmp_path):
             "user_id": ["u7", "u7"],
             "item_id": ["P2", "P3"],
             "type": ["view", "purchase"],
-            "ts": pd.to_datetime(["2024-06-01 12:00", "2024-06-01 12:30"], utc=True).astype(str),
+            "ts": pd.to_datetime(["2024-06-01 12:00", "2024-06-01 12:30"], utc=True),
+            "position": pd.array([3, None], dtype="Int64"),  # nullable columns, as Parquet gives them back
         }
     )
     frame.to_parquet(tmp_path / "events.parquet")

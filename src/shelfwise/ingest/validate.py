@@ -66,8 +66,7 @@ SPECS = {kind: field_specs(model) for kind, model in RECORDS.items()}
 
 
 def _is_null(s: pd.Series) -> np.ndarray:
-    values = s.to_numpy(dtype=object)
-    return s.isna().to_numpy() | (values == "")
+    return s.isna().to_numpy() | s.eq("").fillna(False).to_numpy(bool)
 
 
 def _to_text(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
