@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import click
 
-from shelfwise.commands import demo, ingest, serve
+from shelfwise.commands import demo, ingest, keys, serve
 from shelfwise.config import settings
 
 
@@ -32,7 +32,7 @@ def train() -> None:
 
 
 # Each capability module may add top-level COMMANDS, and commands under BENCH and TRAIN.
-for module in (ingest, demo, serve):
+for module in (ingest, demo, serve, keys):
     for command in getattr(module, "COMMANDS", []):
         main.add_command(command)
     for command in getattr(module, "BENCH", []):

@@ -46,7 +46,7 @@ def demo(obj: Settings, port: int, no_serve: bool, n_items: int, n_users: int, n
 
     prepare_demo(obj, n_items, n_users, n_events, seed)
     if not no_serve:
-        run_server(obj, "127.0.0.1", port)
+        run_server(obj, "127.0.0.1", port, require_read_key=False)
 
 
 COMMANDS = [demo]

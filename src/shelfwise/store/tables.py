@@ -63,3 +63,18 @@ events = Table(
     Index("ix_events_session_ts", "session_id", "ts"),
     Index("ix_events_item", "item_id"),
 )
+
+# API keys for the HTTP API. Only a SHA-256 hash of each key is stored: keys are 256-bit random
+# tokens, so a fast hash is safe and keeps the per-request lookup cheap. ``scopes`` is a
+# comma-separated subset of read, events, admin.
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("key_id", String(32), nullable=False, unique=True),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("name", Text),
+    Column("scopes", String(64), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("revoked_at", BigInteger),
+)

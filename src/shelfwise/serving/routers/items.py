@@ -6,10 +6,10 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel
 
-from shelfwise.serving.deps import get_store
+from shelfwise.serving.deps import AUTH_RESPONSES, get_store, read_access
 from shelfwise.store import Store, items
 
-router = APIRouter(tags=["items"])
+router = APIRouter(tags=["items"], dependencies=[Depends(read_access)], responses=AUTH_RESPONSES)
 
 
 class ItemOut(BaseModel):
