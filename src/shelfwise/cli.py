@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import click
 
-from shelfwise.commands import demo, ingest, keys, serve
+from shelfwise.commands import demo, ingest, keys, multimodal, recommend, search, serve
 from shelfwise.config import settings
 
 
@@ -31,14 +31,11 @@ def train() -> None:
     """Train models on the data in the store; artifacts go to the shelfwise home."""
 
 
-# Each capability module may add top-level COMMANDS, and commands under BENCH and TRAIN.
-for module in (ingest, demo, serve, keys):
-    for command in getattr(module, "COMMANDS", []):
-        main.add_command(command)
-    for command in getattr(module, "BENCH", []):
-        bench.add_command(command)
-    for command in getattr(module, "TRAIN", []):
-        train.add_command(command)
+# Each capability module may add top-level COMMANDS, and commands under BENCH, TRAIN and SEARCH.
+for module in (ingest, demo, serve, keys, recommend, search, multimodal):
+    for group, commands in ((main, "COMMANDS"), (bench, "BENCH"), (train, "TRAIN"), (search.search, "SEARCH")):
+        for command in getattr(module, commands, []):
+            group.add_command(command)
 
 
 if __name__ == "__main__":

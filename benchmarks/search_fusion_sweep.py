@@ -1,0 +1,86 @@
+"""Choose hybrid fusion settings on the *valid* dev queries (never the test ones).
+
+Retrieves each query's keyword and semantic top 100 once, then fuses them under every setting in
+a small grid (RRF with several k and weights; weighted score fusion with several weights) and
+prints NDCG@10 / Recall@100 (same definitions as search_score.py) per setting, best first. Report
+the chosen setting's test numbers with search_homedepot.py / `search run --fusion ... --*-weight`.
+
+usage: python benchmarks/search_fusion_sweep.py [--model DIR] [--work /tmp/shelfwise-bench] [--split valid]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import shlex
+import sys
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data" / "homedepot"
+
+
+def recall_at_100(ranked: list[str], gains: dict[str, float]) -> float | None:
+    good = {d for d, g in gains.items() if g >= 1.5}
+    return len(good & set(ranked[:100])) / len(good) if good else None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path)
+    parser.add_argument("--work", type=Path, default=Path("/tmp/shelfwise-bench"))
+    parser.add_argument("--split", default="valid")
+    args = parser.parse_args()
+    os.environ.setdefault("SHELFWISE_HOME", str(args.work / "home"))
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from search_homedepot import machine
+
+    from shelfwise.commands.search import _artifact_version
+    from shelfwise.config import settings
+    from shelfwise.encoders import TextEncoder
+    from shelfwise.search.engine import SearchEngine, read_products
+    from shelfwise.search.hybrid import FUSIONS
+    from shelfwise.tuning.judgments import HOMEDEPOT_SPLIT, read_judgments, split_by_query
+    from shelfwise.tuning.validation import ndcg_at_k
+
+    print("machine:", machine())
+    print("command:", " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv]))
+    judgments = split_by_query(read_judgments(DATA / "judgments_dev.csv"), HOMEDEPOT_SPLIT)[args.split]
+    gains: dict[str, dict[str, float]] = {}
+    for q, i, r in judgments.itertuples(index=False):
+        gains.setdefault(q, {})[i] = max(gains.get(q, {}).get(i, 0.0), r - 1)
+    queries = list(gains)
+    print(f"data: {args.split} queries of judgments_dev.csv: {len(queries)}")
+    encoder = TextEncoder.from_artifact(args.model) if args.model else TextEncoder()
+    encoder_id = str(args.model.resolve()) + "@" + _artifact_version(args.model) if args.model else "all-MiniLM-L6-v2"
+    engine = SearchEngine(encoder, encoder_id=encoder_id, cache_dir=settings().home / "search" / "indexes", progress=True)
+    engine.fit(read_products(DATA / "products.csv"))
+    keyword = [engine.keyword.search(q, top=100).hits for q in queries]
+    semantic = [p.hits for p in engine.semantic.search_many(queries, top=100)]
+
+    def evaluate(rankings: list[list[str]]) -> tuple[float, float]:
+        ndcg = np.mean([ndcg_at_k(r, gains[q]) for q, r in zip(queries, rankings)])
+        recalls = [recall_at_100(r, gains[q]) for q, r in zip(queries, rankings)]
+        return float(ndcg), float(np.mean([x for x in recalls if x is not None]))
+
+    rows = [("keyword only", *evaluate([[h.item_id for h in hits] for hits in keyword])),
+            ("semantic only", *evaluate([[h.item_id for h in hits] for hits in semantic]))]
+    grid = {
+        "rrf": itertools.product([10, 30, 60], [0.5, 0.75, 1.0, 1.25, 1.5, 2.0]),
+        "weighted": itertools.product([60], [0.25, 0.5, 0.75, 1.0, 1.5, 2.0]),
+    }
+    for fusion, settings_grid in grid.items():
+        for k, semantic_weight in settings_grid:
+            fused = [[h.item_id for h in FUSIONS[fusion]([kw, se], (1.0, semantic_weight), k=k)[:100]] for kw, se in zip(keyword, semantic)]
+            rows.append((f"{fusion} k={k} weights=(1, {semantic_weight})", *evaluate(fused)))
+    print(f"\n| setting ({args.split}) | NDCG@10 | Recall@100 |\n| --- | --- | --- |")
+    for name, ndcg, recall in sorted(rows, key=lambda r: -r[1]):
+        print(f"| {name} | {ndcg:.4f} | {recall:.4f} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,188 @@
+"""``shelfwise search run`` (rank a catalogue for a file of queries) and ``shelfwise search finetune``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from shelfwise.config import Settings
+
+MODES = ("keyword", "semantic", "hybrid", "hybrid-rerank")
+TARGETS = ("bi-encoder", "cross-encoder")
+# Kept literal so `--help` needs no torch/peft import; tests check they match the registries.
+METHOD_NAMES = ("full", "lora", "adalora", "ia3", "prefix")
+ADVERSARY_NAMES = ("none", "fgm", "pgd")
+FUSIONS = ("rrf", "weighted")
+
+
+def _read_queries(path: Path) -> list[str]:
+    lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    # One query per line; repeated lines would only repeat the same ranking.
+    return list(dict.fromkeys(q.replace("\t", " ") for q in lines if q))
+
+
+@click.group()
+def search() -> None:
+    """Product search: rank the catalogue for queries, fine-tune the text encoder."""
+
+
+@search.command()
+@click.option("--products", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path), help="CSV with product_id (or item_id), title and optional description, category, brand, price, in_stock.")
+@click.option("--queries", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Text file, one query per line.")
+@click.option("--model", type=click.Path(exists=True, file_okay=False, path_type=Path), help="Fine-tuned encoder (a `search finetune --out` folder); default the pretrained MiniLM.")
+@click.option("--mode", type=click.Choice(MODES), default="hybrid", show_default=True)
+@click.option("--reranker", type=click.Path(exists=True, file_okay=False, path_type=Path), help="Trained cross-encoder (`search finetune --target cross-encoder --out`), for --mode hybrid-rerank.")
+@click.option("--rerank-top", type=click.IntRange(1), default=20, show_default=True, help="How many hybrid hits the reranker reorders.")
+@click.option("--fusion", type=click.Choice(FUSIONS), default="rrf", show_default=True, help="How hybrid mode fuses the two rankings.")
+@click.option("--keyword-weight", type=float, default=1.0, show_default=True, help="Hybrid weight of the keyword ranking.")
+@click.option("--semantic-weight", type=float, default=1.0, show_default=True, help="Hybrid weight of the semantic ranking.")
+@click.option("--rrf-k", type=click.FloatRange(min=0, min_open=True), default=60.0, show_default=True, help="RRF's k: larger flattens the difference between ranks.")
+@click.option("--top", type=click.IntRange(1), default=100, show_default=True, help="Results per query.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="TSV: query, product_id, rank, score.")
+@click.option("--no-cache", is_flag=True, help="Do not keep or reuse built indexes in <home>/search/indexes.")
+@click.pass_obj
+def run(obj: Settings, products: Path, queries: Path, model: Path | None, mode: str, reranker: Path | None, rerank_top: int, fusion: str, keyword_weight: float, semantic_weight: float, rrf_k: float, top: int, out: Path, no_cache: bool) -> None:
+    """Rank the products for every query in QUERIES and write the top results as TSV."""
+    import csv
+
+    from shelfwise.encoders import TextEncoder
+    from shelfwise.search.engine import SearchEngine, read_products
+
+    try:
+        items = read_products(products)
+    except ValueError as e:
+        raise click.ClickException(str(e)) from e
+    query_list = _read_queries(queries)
+    if mode == "hybrid-rerank" and reranker is None:
+        raise click.ClickException("--mode hybrid-rerank needs --reranker DIR (train one with `search finetune --target cross-encoder`)")
+    encoder = TextEncoder.from_artifact(model) if model else TextEncoder()
+    encoder_id = str(model.resolve()) + "@" + _artifact_version(model) if model else "all-MiniLM-L6-v2"
+    engine = SearchEngine(
+        encoder,
+        encoder_id=encoder_id,
+        cache_dir=None if no_cache else obj.home / "search" / "indexes",
+        fusion=fusion,
+        weights=(keyword_weight, semantic_weight),
+        rrf_k=rrf_k,
+        candidates=max(100, top),
+        reranker=_load_reranker(reranker, rerank_top) if reranker else None,
+        progress=not obj.quiet,
+    ).fit(items)
+    pages = engine.search_many(query_list, mode=mode, top=top)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f, delimiter="\t", lineterminator="\n", quoting=csv.QUOTE_NONE, escapechar="\\")
+        writer.writerow(["query", "product_id", "rank", "score"])
+        for query, page in zip(query_list, pages):
+            for rank, hit in enumerate(page.hits, start=1):
+                writer.writerow([query, hit.item_id, rank, f"{hit.score:.6f}"])
+    if not obj.quiet:
+        click.echo(f"{len(query_list)} queries, {len(items):,} products, mode {mode}: wrote {out}")
+
+
+@search.command()
+@click.option("--products", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Products CSV (as for `search run`).")
+@click.option("--judgments", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path), help="CSV query,product_id,relevance (1..3, Home Depot format).")
+@click.option("--target", type=click.Choice(TARGETS), default="bi-encoder", show_default=True, help="The retrieval encoder, or the cross-encoder reranker (MiniLM + new head).")
+@click.option("--method", type=click.Choice(METHOD_NAMES), default="lora", show_default=True, help="Which weights to train: all (full) or a PEFT adapter.")
+@click.option("--adversarial", type=click.Choice(ADVERSARY_NAMES), default="none", show_default=True, help="Adversarial training on the embedding layer.")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Model folder: each run adds a version; `latest` points at the newest.")
+@click.option("--max-steps", type=click.IntRange(1), default=300, show_default=True)
+@click.option("--batch-size", type=click.IntRange(2), default=32, show_default=True)
+@click.option("--lr", "learning_rate", type=float, help="Learning rate (default: the method's own).")
+@click.option("--negatives", type=click.IntRange(0), default=1, show_default=True, help="Hard negatives per pair in a batch.")
+@click.option("--hard-negatives", default="bm25", show_default=True, help="Miners of hard negatives, comma-separated: bm25, model.")
+@click.option("--valid-fraction", type=click.FloatRange(0.01, 0.5), default=0.125, show_default=True, help="Share of the queries held out for validation and early stopping.")
+@click.option("--eval-every", type=click.IntRange(1), default=50, show_default=True, help="Steps between validation NDCG@10 checks.")
+@click.option("--patience", type=click.IntRange(1), default=3, show_default=True, help="Checks without improvement before stopping early.")
+@click.option("--valid-queries", type=click.IntRange(1), default=200, show_default=True, help="Validation queries scored at each check (their judged items + BM25 top 30 form the pool).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.pass_obj
+def finetune(obj: Settings, products: Path, judgments: Path, target: str, method: str, adversarial: str, out: Path, max_steps: int, batch_size: int, learning_rate: float | None, negatives: int, hard_negatives: str, valid_fraction: float, eval_every: int, patience: int, valid_queries: int, seed: int) -> None:
+    """Fine-tune MiniLM on relevance judgments: the bi-encoder (contrastive, in-batch + hard negatives)
+    or the cross-encoder reranker (graded relevance loss)."""
+    import json
+
+    from shelfwise.search.engine import read_products
+    from shelfwise.tuning.bi_encoder import BiEncoderConfig, BiEncoderTuner
+    from shelfwise.tuning.cross_encoder import CrossEncoderConfig, CrossEncoderTuner
+    from shelfwise.tuning.judgments import read_judgments, split_by_query
+    from shelfwise.tuning.methods import get_method
+
+    try:
+        items = read_products(products)
+        judged = read_judgments(judgments)
+        if target == "cross-encoder":
+            if adversarial != "none":
+                raise ValueError("--adversarial applies to the bi-encoder only")
+            config = CrossEncoderConfig(
+                method=method, max_steps=max_steps, batch_size=batch_size, learning_rate=learning_rate,
+                negatives_per_query=max(negatives, 1) * 4, eval_every=eval_every, patience=patience, seed=seed,
+                valid_queries=valid_queries,
+            )
+            if not get_method(method).mergeable:
+                raise ValueError(f"--method {method} cannot be merged into the reranker; use full, lora, adalora or ia3")
+            tuner_class = CrossEncoderTuner
+        else:
+            config = BiEncoderConfig(
+                method=method, adversarial=adversarial, max_steps=max_steps, batch_size=batch_size, learning_rate=learning_rate,
+                negatives=negatives, hard_negative_miners=tuple(m.strip() for m in hard_negatives.split(",") if m.strip()),
+                eval_every=eval_every, patience=patience, seed=seed, valid_queries=valid_queries,
+            )
+            tuner_class = BiEncoderTuner
+    except ValueError as e:
+        raise click.ClickException(str(e)) from e
+    # A salt of its own: this split is independent of any split the judgments file came from.
+    parts = split_by_query(judged, {"train": 1 - valid_fraction, "valid": valid_fraction}, salt="shelfwise-finetune")
+    if parts["train"].empty or parts["valid"].empty:
+        raise click.ClickException(f"{judgments}: too few queries to hold out {valid_fraction:.0%} for validation")
+    tuner = tuner_class(config, progress=not obj.quiet).fit(items, parts["train"], parts["valid"])
+    artifact = tuner.save(out)
+    metrics = {k: v for k, v in tuner.metrics.items() if k != "history"}
+    click.echo(json.dumps({"artifact": str(artifact.path), **metrics}, indent=2))
+
+
+@search.command()
+@click.option("--products", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Products CSV (as for `search run`).")
+@click.option("--past-queries", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Text file of past queries, one per line (repeats count).")
+@click.option("--top", type=click.IntRange(1), default=10, show_default=True)
+@click.argument("prefixes", nargs=-1, required=True)
+@click.pass_obj
+def suggest(obj: Settings, products: Path, past_queries: Path | None, top: int, prefixes: tuple[str, ...]) -> None:
+    """Autocomplete suggestions and the spelling-corrected query for each PREFIX (JSON lines)."""
+    import json
+
+    from shelfwise.search.engine import read_products
+    from shelfwise.search.suggest import QuerySuggester
+
+    try:
+        items = read_products(products)
+    except ValueError as e:
+        raise click.ClickException(str(e)) from e
+    history = past_queries.read_text(encoding="utf-8").splitlines() if past_queries else []
+    suggester = QuerySuggester().fit(items["title"], history)
+    for prefix in prefixes:
+        click.echo(json.dumps({"prefix": prefix, "corrected": suggester.corrector.correct(prefix), "suggestions": suggester.suggest(prefix, top=top)}))
+
+
+def _load_reranker(path: Path, top_n: int):
+    from shelfwise.search.rerank import Reranker
+
+    return Reranker.from_artifact(path, top_n=top_n)
+
+
+def _artifact_version(model: Path) -> str:
+    from shelfwise import artifacts
+
+    return artifacts.load(model).version
+
+
+COMMANDS = [search]
+
+
+if __name__ == "__main__":
+    # `python -m shelfwise.commands.search ...` works before (and beside) the `shelfwise` wiring.
+    from shelfwise.config import settings
+
+    search(obj=settings())

@@ -1,0 +1,255 @@
+"""The fashion benchmark behind ``shelfwise bench multimodal``: train the text <-> image alignment
+and the item fusion on part of the photos, and measure them on photos never used in training.
+
+Split (seeded): ``test_size`` photos form the evaluation catalogue; the rest train, with
+``valid_fraction`` of them held out for early stopping. Names of products without a photo
+(``styles_full.csv``) may train the text side; the test products' names are excluded from those.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from shelfwise.multimodal.alignment import AlignmentConfig, Aligner, retrieval_recall
+from shelfwise.multimodal.features import colour_features, image_features, text_features
+from shelfwise.multimodal.fusion import FUSIONS, FusionConfig, ItemFuser
+from shelfwise.multimodal.labels import build_vocab
+from shelfwise.multimodal.model import MultimodalModel
+
+LABELS = ("articleType", "baseColour", "gender", "season", "usage")
+
+
+@dataclass
+class BenchConfig:
+    test_size: int = 2000
+    valid_fraction: float = 0.1
+    seed: int = 0
+    extra_texts: int = 20000  # names without photos for the text side; 0 = none
+    views: tuple[str, ...] = ("plain", "hflip")
+    fusion_methods: tuple[str, ...] = tuple(FUSIONS)
+    ablations: bool = True
+    colour_bins: int = 5  # colour histogram appended to the photo features (0 = none)
+    fusion_extra_texts: int = 4000  # names without a photo among the fusion's training items (CPU budget)
+    alignment: AlignmentConfig = field(default_factory=AlignmentConfig)
+    fusion: FusionConfig = field(default_factory=FusionConfig)
+
+
+def load_fashion(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(photos, all products) from the fashion folder; photo paths made absolute."""
+    photos = pd.read_csv(folder / "images_manifest.csv", dtype=str, keep_default_na=False)
+    styles = pd.read_csv(folder / "styles_full.csv", dtype=str, keep_default_na=False)
+    photos["path"] = [str(folder / p) for p in photos["image"]]
+    return photos, styles
+
+
+def split(n: int, test_size: int, valid_fraction: float, seed: int) -> dict[str, np.ndarray]:
+    if test_size >= n:
+        raise ValueError(f"test_size {test_size} leaves no photos to train on ({n} photos)")
+    order = np.random.default_rng(seed).permutation(n)
+    test, rest = order[:test_size], order[test_size:]
+    n_valid = max(1, int(round(valid_fraction * len(rest))))
+    return {"test": np.sort(test), "valid": np.sort(rest[:n_valid]), "train": np.sort(rest[n_valid:])}
+
+
+def type_share(query_types: np.ndarray, target_types: np.ndarray, scores: np.ndarray, k: int = 10) -> float:
+    """Mean share of each query's top k targets that have the query's type."""
+    top = np.argsort(-scores, axis=1)[:, :k]
+    return float((target_types[top] == query_types[:, None]).mean())
+
+
+def retrieval_metrics(aligner: Aligner, images: np.ndarray, texts: np.ndarray, types: np.ndarray) -> dict[str, float]:
+    image_emb, text_emb = aligner.embed_images(images), aligner.embed_texts(texts)
+    t2i, i2t = retrieval_recall(text_emb, image_emb), retrieval_recall(image_emb, text_emb)
+    out = {f"text_to_image_recall@{k}": v for k, v in t2i.items()}
+    out.update({f"image_to_text_recall@{k}": v for k, v in i2t.items()})
+    out["text_to_image_type_share@10"] = type_share(types, types, text_emb @ image_emb.T)
+    out["image_to_image_type_share@10"] = _neighbour_type_share(image_emb, types)
+    return out
+
+
+def _neighbour_type_share(emb: np.ndarray, types: np.ndarray, k: int = 10) -> float:
+    """Search by photo: share of a photo's k nearest other photos with its article type."""
+    scores = emb @ emb.T
+    np.fill_diagonal(scores, -np.inf)
+    return type_share(types, types, scores, k)
+
+
+def _machine() -> dict:
+    return {"python": platform.python_version(), "torch": torch.__version__, "threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine()}
+
+
+def image_throughput(encoder, paths: list[str], n: int = 64) -> float:
+    """Photos per second, read + preprocess + encode, batch 32."""
+    sample = paths[:n]
+    encoder.encode(sample[:4])  # warm-up
+    started = time.perf_counter()
+    encoder.encode(sample)
+    return len(sample) / (time.perf_counter() - started)
+
+
+def run(folder: Path | str, out: Path | str, config: BenchConfig | None = None, cache_dir: Path | str | None = None, progress: bool = True, log=print) -> dict:
+    from shelfwise.encoders.image import ImageEncoder
+    from shelfwise.encoders.text import TextEncoder
+
+    c = config or BenchConfig()
+    folder, out = Path(folder).resolve(), Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    cache = Path(cache_dir) if cache_dir else out / "cache"
+    started = time.time()
+    photos, styles = load_fashion(folder)
+    parts = split(len(photos), c.test_size, c.valid_fraction, c.seed)
+    log(f"data: {folder} — {len(photos):,} photos ({len(parts['train'])} train, {len(parts['valid'])} valid, {len(parts['test'])} test), {len(styles):,} product names")
+
+    image_encoder, text_encoder = ImageEncoder(), TextEncoder()
+    paths = photos["path"].tolist()
+    cnn = np.stack([image_features(image_encoder, paths, v, cache, progress) for v in c.views], axis=1)  # [n, V, 1280]
+    if c.colour_bins:
+        colours = np.stack([colour_features(paths, c.colour_bins, v, cache) for v in c.views], axis=1)
+        views = np.concatenate([cnn, colours], axis=2)  # what ImageEncoder(colour_bins=...) gives
+    else:
+        views = cnn
+    image_dim = views.shape[2]
+    names = list(dict.fromkeys(styles["productDisplayName"]))
+    name_vectors = text_features(text_encoder, names, cache, progress)
+    name_row = {name: i for i, name in enumerate(names)}
+    text = name_vectors[[name_row[n] for n in photos["productDisplayName"]]]
+    failed = ~cnn[:, 0].any(1)
+    if failed.any():
+        log(f"{int(failed.sum())} photos could not be read and are left out")
+    for key in parts:
+        parts[key] = parts[key][~failed[parts[key]]]
+
+    vocabs = {k: build_vocab(styles[k], photos[k]) for k in LABELS}
+    labels = {k: photos[k].to_numpy() for k in LABELS}
+    # Names without a photo, none of them a test product's: the text side's extra training data.
+    extra = styles[~styles["id"].isin(photos["id"])]
+    if c.extra_texts and len(extra) > c.extra_texts:
+        extra = extra.sample(c.extra_texts, random_state=c.seed)
+    extra_vectors = name_vectors[[name_row[n] for n in extra["productDisplayName"]]] if c.extra_texts else None
+    extra_labels = {k: extra[k].to_numpy() for k in LABELS}
+
+    tr, va, te = parts["train"], parts["valid"], parts["test"]
+    test_types = labels["articleType"][te]
+
+    def fit_aligner(alignment: AlignmentConfig, view_count: int, use_extra: bool, features: np.ndarray) -> Aligner:
+        aligner = Aligner(alignment, vocabs=vocabs)
+        return aligner.fit(
+            features[tr, :view_count], text[tr], {k: v[tr] for k, v in labels.items()},
+            extra_texts=extra_vectors if use_extra else None, extra_labels=extra_labels if use_extra else None,
+            valid=(features[va, 0], text[va], {k: v[va] for k, v in labels.items()}),
+        )
+
+    def evaluate(aligner: Aligner, features: np.ndarray) -> dict:
+        metrics = retrieval_metrics(aligner, features[te, 0], text[te], test_types)
+        image_emb = aligner.embed_images(features[te, 0], retrieval=False)
+        for k in ("articleType", "baseColour"):
+            if aligner.config.attribute_weight and k in aligner.vocabs:
+                metrics[f"{k}_accuracy_from_image_head"] = float(np.mean(aligner.predict_attribute(image_emb, k) == labels[k][te]))
+        metrics["best_epoch"] = aligner.result.best_epoch
+        metrics["retrieval_weights"] = dict(aligner.config.retrieval_weights)
+        return metrics
+
+    results: dict = {"machine": _machine(), "data": str(folder), "split": {k: int(len(v)) for k, v in parts.items()},
+                     "config": _jsonable(asdict(c))}
+    main_alignment = replace(c.alignment, image_dim=image_dim)
+    # name -> (alignment config, photo views used, names without photos?, features, colour bins).
+    # Each variant adds one thing to the one before (the floor first: the issue's baseline).
+    plain_cnn = replace(main_alignment, image_dim=cnn.shape[2])
+    variants = {"full": (main_alignment, len(c.views), bool(c.extra_texts), views, c.colour_bins)}
+    if c.ablations:
+        variants = {
+            "floor_linear_contrastive": (replace(plain_cnn, image_hidden=0, text_hidden=0, attribute_weight=0.0, input_dropout=0.0, dropout=0.0), 1, False, cnn, 0),
+            "mlp_contrastive": (replace(plain_cnn, attribute_weight=0.0), 1, False, cnn, 0),
+            "+attribute_heads": (plain_cnn, 1, False, cnn, 0),
+            "+colour_histogram": (main_alignment, 1, False, views, c.colour_bins),
+            "+extra_names": (main_alignment, 1, bool(c.extra_texts), views, c.colour_bins),
+            **variants,
+        }
+    # The saved model is the variant with the best validation score (Recall@10 + attribute accuracy
+    # on the held-out training photos); the test photos only report.
+    ablations: dict[str, dict] = {}
+    aligner, chosen, best_score, chosen_bins = None, None, -np.inf, c.colour_bins
+    for name, (alignment, view_count, use_extra, features, bins) in variants.items():
+        t0 = time.time()
+        candidate = fit_aligner(alignment, view_count, use_extra, features)
+        ablations[name] = {**evaluate(candidate, features), "train_seconds": round(time.time() - t0, 1),
+                           "valid_selection": candidate.result.best_metrics.get("selection")}
+        log(f"alignment {name}: " + _brief(ablations[name]) + f" (valid {ablations[name]['valid_selection']:.3f})")
+        score = ablations[name]["valid_selection"] if candidate.config.attribute_weight else -np.inf
+        if score > best_score:
+            aligner, chosen, best_score, chosen_bins = candidate, name, score, bins
+    if aligner is None:  # only contrastive variants: keep the last
+        aligner, chosen, chosen_bins = candidate, name, bins
+    results["alignment"] = {**ablations[chosen], "variant": chosen}
+    results["alignment_ablations"] = ablations
+    log(f"alignment selected on validation: {chosen}")
+
+    # Fusion: predict article type and colour from photo / name / attributes, each method compared.
+    # Training items: the photos of the training split, plus the names without a photo (text-only
+    # items, as a shop has them) so the name path learns from the whole catalogue.
+    fusion_results, best_fuser, best_valid = {}, None, -1.0
+    for method in c.fusion_methods:
+        fuser = ItemFuser(replace(c.fusion, method=method, image_dim=image_dim), vocabs=vocabs)
+        train_inputs = fuser.inputs(views[tr, 0], text[tr], {k: v[tr] for k, v in labels.items()})
+        train_labels = {k: v[tr] for k, v in labels.items()}
+        if extra_vectors is not None and c.fusion_extra_texts:
+            from shelfwise.multimodal.fusion import ItemInputs
+
+            m = min(c.fusion_extra_texts, len(extra_vectors))
+            text_only = fuser.inputs(None, extra_vectors[:m], {k: v[:m] for k, v in extra_labels.items()})
+            train_inputs = ItemInputs.concat([train_inputs, text_only])
+            train_labels = {k: np.concatenate([train_labels[k], extra_labels[k][:m]]) for k in train_labels}
+        fuser.fit(
+            train_inputs,
+            train_labels,
+            valid=(fuser.inputs(views[va, 0], text[va], {k: v[va] for k, v in labels.items()}), {k: v[va] for k, v in labels.items()}),
+        )
+        test_labels = {k: v[te] for k, v in labels.items()}
+        test_attributes = {k: v[te] for k, v in labels.items()}
+        subsets = {
+            "image": fuser.inputs(views[te, 0], None),
+            "text": fuser.inputs(None, text[te]),
+            "image+text": fuser.inputs(views[te, 0], text[te]),
+            "image+text+attributes": fuser.inputs(views[te, 0], text[te], test_attributes),
+            "attributes": fuser.inputs(None, None, test_attributes),
+        }
+        fusion_results[method] = {name: fuser.accuracy(inputs, test_labels) for name, inputs in subsets.items()}
+        fusion_results[method]["valid_accuracy"] = fuser.result.best_metrics.get("accuracy")
+        log(f"fusion {method}: " + ", ".join(f"{s} {v['articleType']:.3f}/{v['baseColour']:.3f}" for s, v in fusion_results[method].items() if isinstance(v, dict)))
+        if fuser.result.best_metrics.get("accuracy", 0) > best_valid:
+            best_fuser, best_valid = fuser, fuser.result.best_metrics["accuracy"]
+    results["fusion"] = fusion_results
+    results["fusion_selected"] = best_fuser.config.method if best_fuser else None
+
+    from shelfwise.encoders.image import ImageEncoderConfig
+
+    image_config = {"colour_bins": chosen_bins}
+    image_encoder.config = ImageEncoderConfig(**image_config)  # time what search will run
+    results["throughput"] = {"images_per_second": round(image_throughput(image_encoder, [paths[i] for i in te]), 1), "threads": torch.get_num_threads()}
+    results["seconds"] = round(time.time() - started, 1)
+    artifact = MultimodalModel(aligner, best_fuser, image_config=image_config).save(out / "model", metrics={"alignment": results["alignment"], "fusion": fusion_results})
+    results["artifact"] = str(artifact.path)
+    (out / "metrics.json").write_text(json.dumps(results, indent=2, default=float))
+    return results
+
+
+def _brief(m: dict) -> str:
+    return (f"t2i R@1/5/10 {m['text_to_image_recall@1']:.3f}/{m['text_to_image_recall@5']:.3f}/{m['text_to_image_recall@10']:.3f}, "
+            f"type share {m['text_to_image_type_share@10']:.3f}, i2t R@10 {m['image_to_text_recall@10']:.3f}"
+            + (f", type from photo {m['articleType_accuracy_from_image_head']:.3f}" if "articleType_accuracy_from_image_head" in m else ""))
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value

@@ -1,0 +1,73 @@
+"""Encoder outputs kept on disk, so training the small alignment / fusion heads (seconds) does not
+re-run the frozen encoders (minutes) every time.
+
+A cache file is named after what produced it (encoder, view, the exact list of inputs), holds
+float32 vectors as ``.npy`` (read with ``allow_pickle=False``) and is written atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+# Named image views: the plain photo and label-preserving augmentations used in training.
+VIEWS: dict[str, Callable | None] = {}
+
+
+def _register_views() -> None:
+    from shelfwise.encoders.image import hflip
+
+    VIEWS.setdefault("plain", None)
+    VIEWS.setdefault("hflip", hflip)
+
+
+def _key(kind: str, view: str, inputs: Sequence[str]) -> str:
+    digest = hashlib.sha1(f"{kind}|{view}|".encode())
+    for value in inputs:
+        digest.update(str(value).encode() + b"\0")
+    return f"{kind}-{view}-{digest.hexdigest()[:16]}.npy"
+
+
+def _cached(cache_dir: Path | None, name: str, compute: Callable[[], np.ndarray]) -> np.ndarray:
+    if cache_dir is None:
+        return compute()
+    path = Path(cache_dir) / name
+    if path.is_file():
+        return np.load(path, allow_pickle=False)
+    vectors = np.ascontiguousarray(compute(), dtype=np.float32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}.npy")
+    np.save(tmp, vectors, allow_pickle=False)
+    os.replace(tmp, path)
+    return vectors
+
+
+def image_features(
+    encoder, paths: Sequence[str], view: str = "plain", cache_dir: Path | None = None, progress: bool = False
+) -> np.ndarray:
+    """[n, 1280] photo vectors for one view; a photo that cannot be read gives a zero row."""
+    _register_views()
+    if view not in VIEWS:
+        raise ValueError(f"unknown image view {view!r}; expected one of {sorted(VIEWS)}")
+    return _cached(
+        cache_dir,
+        _key("image", view, paths),
+        lambda: encoder.encode(list(paths), transform=VIEWS[view], progress=progress),
+    )
+
+
+def text_features(encoder, texts: Sequence[str], cache_dir: Path | None = None, progress: bool = False) -> np.ndarray:
+    """[n, 384] text vectors from the (frozen) text encoder."""
+    return _cached(cache_dir, _key("text", "minilm", texts), lambda: encoder.encode(list(texts), progress=progress))
+
+
+def colour_features(paths: Sequence[str], bins: int, view: str = "plain", cache_dir: Path | None = None) -> np.ndarray:
+    """[n, bins**3] colour histograms (see shelfwise.encoders.image.colour_histogram) for one view."""
+    from shelfwise.encoders.image import colour_features as compute
+
+    _register_views()
+    return _cached(cache_dir, _key(f"colour{bins}", view, paths), lambda: compute(list(paths), bins, VIEWS[view]).vectors)

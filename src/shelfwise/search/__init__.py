@@ -1,0 +1,29 @@
+"""Product search: keyword (tantivy), semantic (faiss over the text encoder), hybrid fusion,
+query suggestions and spelling correction. The cross-encoder reranker is in
+:mod:`shelfwise.search.rerank` and the all-in-one :class:`shelfwise.search.engine.SearchEngine`
+in :mod:`shelfwise.search.engine` (both import torch).
+
+Imports of tantivy / faiss / torch happen inside the classes, so importing this package is cheap.
+"""
+
+from shelfwise.search.hybrid import FUSIONS, HybridSearch, reciprocal_rank_fusion, weighted_score_fusion
+from shelfwise.search.keyword import SORTS, Filters, Hit, KeywordIndex, SearchPage
+from shelfwise.search.semantic import SemanticSearch, VectorIndex, item_texts
+from shelfwise.search.suggest import QuerySuggester, SpellingCorrector
+
+__all__ = [
+    "FUSIONS",
+    "SORTS",
+    "Filters",
+    "Hit",
+    "HybridSearch",
+    "KeywordIndex",
+    "QuerySuggester",
+    "SearchPage",
+    "SemanticSearch",
+    "SpellingCorrector",
+    "VectorIndex",
+    "item_texts",
+    "reciprocal_rank_fusion",
+    "weighted_score_fusion",
+]

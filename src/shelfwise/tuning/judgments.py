@@ -1,0 +1,55 @@
+"""Relevance judgments (Home Depot format: query, product_id, relevance 1..3) and splits by query.
+
+Splitting by query (never by row) keeps every judgment of a query on one side, so validation
+measures how the model does on queries it has not seen.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pandas as pd
+
+
+def read_judgments(path: Path | str) -> pd.DataFrame:
+    """Columns query (stripped, lower-cased as the scorer does), item_id (str), relevance (float)."""
+    path = Path(path)
+    frame = pd.read_csv(path, dtype={"product_id": str, "item_id": str, "query": str}, keep_default_na=False)
+    if "item_id" not in frame.columns and "product_id" in frame.columns:
+        frame = frame.rename(columns={"product_id": "item_id"})
+    missing = {"query", "item_id", "relevance"} - set(frame.columns)
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {sorted(missing)}; found {list(frame.columns)}")
+    relevance = pd.to_numeric(frame["relevance"], errors="coerce")
+    bad = relevance.isna()
+    if bad.any():
+        line = int(frame.index[bad][0]) + 2
+        raise ValueError(f"{path}, line {line}: relevance {frame['relevance'][bad].iloc[0]!r} is not a number")
+    frame = frame.assign(query=frame["query"].str.strip().str.lower(), relevance=relevance.astype(float))
+    return frame[frame["query"] != ""][["query", "item_id", "relevance"]].reset_index(drop=True)
+
+
+def query_bucket(query: str, salt: str = "shelfwise") -> float:
+    """A stable number in [0, 1) per query: the same split on every machine and run."""
+    digest = hashlib.sha1(f"{salt}|{query}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def split_by_query(judgments: pd.DataFrame, fractions: dict[str, float], salt: str = "shelfwise") -> dict[str, pd.DataFrame]:
+    """Split judgments into named parts by query, e.g. ``{"train": 0.7, "valid": 0.1, "test": 0.2}``."""
+    total = sum(fractions.values())
+    if abs(total - 1.0) > 1e-9:
+        raise ValueError(f"fractions must add up to 1, got {total}")
+    buckets = judgments["query"].map(lambda q: query_bucket(q, salt))
+    parts, low = {}, 0.0
+    for i, (name, fraction) in enumerate(fractions.items()):
+        high = 1.0 if i == len(fractions) - 1 else low + fraction
+        parts[name] = judgments[(buckets >= low) & (buckets < high)].reset_index(drop=True)
+        low = high
+    return parts
+
+
+# The split every search benchmark and fine-tuning run reports on: train/validate on the first two,
+# report on "test" (held-out dev queries).
+HOMEDEPOT_SPLIT = {"train": 0.7, "valid": 0.1, "test": 0.2}

@@ -1,0 +1,105 @@
+"""The EfficientNet-Lite0 image encoder on tiny photos made here (real packaged weights)."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from shelfwise.encoders.image import EMBEDDING_DIM, ImageEncoder, ImageEncoderConfig, ImageReadError, hflip, preprocess, read_image
+
+
+def _photo(colour, size=(60, 80), stripe=None) -> Image.Image:
+    image = Image.new("RGB", size, (255, 255, 255))
+    inner = Image.new("RGB", (size[0] // 2, size[1] // 2), colour)
+    image.paste(inner, (size[0] // 4, size[1] // 4))
+    if stripe:
+        image.paste(Image.new("RGB", (size[0] // 2, 4), stripe), (size[0] // 4, size[1] // 2))
+    return image
+
+
+def _jpeg(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    import torch
+
+    torch.set_num_threads(1)
+    return ImageEncoder(ImageEncoderConfig(batch_size=2))
+
+
+def test_preprocess_pads_to_a_square_of_the_model_size():
+    pixels = preprocess(_photo((200, 30, 30)), ImageEncoderConfig())
+    assert pixels.shape == (3, 224, 224) and pixels.dtype == np.float32
+    assert -1.0 <= pixels.min() and pixels.max() <= 1.0
+    # The padding takes the photo's own (white) border colour, not black.
+    assert pixels[:, 0, 0].min() > 0.9
+
+
+def test_encode_paths_and_bytes_and_a_truncated_jpeg_does_not_stop_the_batch(encoder, tmp_path):
+    red, blue = _photo((200, 30, 30)), _photo((30, 30, 200), stripe=(250, 250, 0))
+    red.save(tmp_path / "red.jpg", quality=90)
+    truncated = _jpeg(blue)[:300]
+    sources = [tmp_path / "red.jpg", _jpeg(blue), truncated, tmp_path / "missing.jpg", b"not an image", str(tmp_path / "red.jpg")]
+    result = encoder.encode_detailed(sources)
+    assert result.vectors.shape == (6, EMBEDDING_DIM)
+    assert result.ok.tolist() == [True, True, False, False, False, True]
+    assert set(result.errors) == {2, 3, 4}
+    assert "image 2" in result.errors[2] and ("truncated" in result.errors[2] or "decode" in result.errors[2])
+    assert "file not found" in result.errors[3] and "missing.jpg" in result.errors[3]
+    assert "not a recognised image format" in result.errors[4]
+    norms = np.linalg.norm(result.vectors, axis=1)
+    assert np.allclose(norms[result.ok], 1.0, atol=1e-4) and np.all(norms[~result.ok] == 0)
+    # The same photo from a path (str or Path) encodes identically; a different photo does not.
+    assert np.allclose(result.vectors[0], result.vectors[5], atol=1e-5)
+    assert float(result.vectors[0] @ result.vectors[1]) < 0.999
+    # encode() is the plain API: the same vectors.
+    assert np.allclose(encoder.encode(sources[:2]), result.vectors[:2], atol=1e-5)
+
+
+def test_read_image_errors_name_the_item():
+    with pytest.raises(ImageReadError, match=r"image 7 \(3 bytes\)"):
+        read_image(b"abc", 7)
+    with pytest.raises(ImageReadError, match="expected a path"):
+        read_image(42)
+
+
+def test_transform_and_imagenet_head(encoder):
+    photo = _photo((30, 160, 30), stripe=(0, 0, 0))
+    plain, mirrored = encoder.encode([photo]), encoder.encode([photo], transform=hflip)
+    assert plain.shape == mirrored.shape == (1, EMBEDDING_DIM)
+    top = encoder.classify([photo], top=3)[0]
+    assert len(top) == 3 and all(0 <= i < 1000 for i, _ in top) and top[0][1] >= top[1][1]
+
+
+def test_empty_input(encoder):
+    assert encoder.encode([]).shape == (0, EMBEDDING_DIM)
+
+
+def test_colour_histogram_sees_the_product_not_the_background():
+    from shelfwise.encoders.image import colour_histogram
+
+    red, blue = colour_histogram(_photo((220, 20, 20)), bins=5), colour_histogram(_photo((20, 20, 220)), bins=5)
+    assert red.shape == (125,) and np.isclose(np.linalg.norm(red), 1.0)
+    # The white background is left out: the red product fills the red bin (r=4, g=0, b=0).
+    assert red.argmax() == 4 * 25 and float(red @ blue) < 0.1
+
+
+def test_encoder_with_colour_appends_the_histogram(tmp_path):
+    import torch
+
+    from shelfwise.encoders.image import colour_features
+
+    torch.set_num_threads(1)
+    encoder = ImageEncoder(ImageEncoderConfig(colour_bins=4))
+    photo = _photo((200, 30, 30))
+    result = encoder.encode_detailed([photo, b"broken"])
+    assert encoder.dim == EMBEDDING_DIM + 64 and result.vectors.shape == (2, EMBEDDING_DIM + 64)
+    assert np.allclose(result.vectors[0, EMBEDDING_DIM:], colour_features([photo], bins=4).vectors[0], atol=1e-6)
+    assert result.errors.keys() == {1} and not result.vectors[1].any()

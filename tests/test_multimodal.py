@@ -1,0 +1,219 @@
+"""Alignment, fusion, the multimodal artifact and multimodal search, on tiny data made here.
+
+The heads train for one or two epochs on random features: these tests check shapes, the artifact
+round trip and missing-modality handling; the benchmark measures quality."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from shelfwise.multimodal.alignment import AlignmentConfig, Aligner, retrieval_recall
+from shelfwise.multimodal.fusion import FUSIONS, FusionConfig, ItemFuser
+from shelfwise.multimodal.labels import UNKNOWN, build_vocab, encode_labels
+from shelfwise.multimodal.model import MultimodalModel
+from shelfwise.training.loop import TrainConfig
+
+torch.set_num_threads(1)
+TYPES = ["Shirts", "Jeans", "Watches"]
+COLOURS = ["Black", "Blue", "Red"]
+VOCABS = {
+    "articleType": TYPES,
+    "baseColour": COLOURS,
+    "gender": ["Men", "Women"],
+    "season": ["Summer", "Winter"],
+    "usage": ["Casual", "Formal"],
+}
+TINY = dict(dim=16, image_hidden=32, text_hidden=32, extra_text_batch=8)
+
+
+def _train_config(epochs=2):
+    return TrainConfig(epochs=epochs, batch_size=8, warmup_steps=1, patience=0, progress=False, metric="selection")
+
+
+def _pairs(n=24, seed=0):
+    rng = np.random.default_rng(seed)
+    images = rng.normal(size=(n, 2, 1280)).astype(np.float32)
+    texts = rng.normal(size=(n, 384)).astype(np.float32)
+    labels = {
+        "articleType": [TYPES[i % 3] for i in range(n)],
+        "baseColour": [COLOURS[i % 3] for i in range(n)],
+        "gender": [["Men", "Women"][i % 2] for i in range(n)],
+    }
+    return images, texts, labels
+
+
+def _aligner(epochs=2, **overrides) -> Aligner:
+    images, texts, labels = _pairs()
+    aligner = Aligner(AlignmentConfig(**{**TINY, **overrides}), _train_config(epochs), vocabs=VOCABS)
+    extra = np.random.default_rng(1).normal(size=(10, 384)).astype(np.float32)
+    valid = (images[:6, 0], texts[:6], {k: v[:6] for k, v in labels.items()})
+    return aligner.fit(images, texts, labels, extra_texts=extra, extra_labels={"articleType": ["Jeans"] * 10}, valid=valid)
+
+
+def test_labels_vocab_and_unknown_codes():
+    assert build_vocab(["b", "a", ""], ["c", "a"]) == ["a", "b", "c"]
+    assert encode_labels(["b", "zzz", None], ["a", "b"]).tolist() == [1, UNKNOWN, UNKNOWN]
+
+
+def test_retrieval_recall_counts_the_own_row():
+    identity = np.eye(4, dtype=np.float32)
+    assert retrieval_recall(identity, identity) == {1: 1.0, 5: 1.0, 10: 1.0}
+    shuffled = identity[[1, 0, 2, 3]]
+    assert retrieval_recall(identity, shuffled, ks=(1,))[1] == 0.5
+
+
+def test_aligner_embeds_both_sides_into_one_unit_space():
+    aligner = _aligner()
+    images, texts, _ = _pairs(5, seed=3)
+    image_emb, text_emb = aligner.embed_images(images[:, 0]), aligner.embed_texts(texts)
+    # Retrieval vectors: the 16-d embedding plus one slot per class of each attribute head.
+    assert aligner.dim == 16 + len(TYPES) + len(COLOURS) + 2
+    assert image_emb.shape == text_emb.shape == (5, aligner.dim)
+    assert np.allclose(np.linalg.norm(image_emb, axis=1), 1, atol=1e-5)
+    plain = aligner.embed_images(images[:, 0], retrieval=False)
+    assert plain.shape == (5, 16) and set(aligner.predict_attribute(plain, "articleType")) <= set(TYPES)
+    assert aligner.result.epochs_run == 2 and "r@10" in aligner.result.best_metrics
+    assert set(aligner.config.retrieval_weights) == {"articleType", "baseColour", "gender"}
+
+
+def test_aligner_without_validation_keeps_the_last_epoch_and_a_linear_variant_works():
+    images, texts, labels = _pairs()
+    aligner = Aligner(AlignmentConfig(**{**TINY, "image_hidden": 0, "text_hidden": 0, "attribute_weight": 0.0}), _train_config(1), vocabs=VOCABS)
+    aligner.fit(images[:, 0], texts, labels)
+    assert aligner.result.best_epoch == 0
+    assert aligner.embed_texts(texts[:2], retrieval=False).shape == (2, 16)
+    assert aligner.config.retrieval_weights == {}  # nothing held out to choose them on
+
+
+@pytest.mark.parametrize("method", sorted(FUSIONS))
+def test_fusion_methods_handle_missing_modalities(method):
+    images, texts, labels = _pairs()
+    attributes = {**labels, "season": ["Summer"] * 24, "usage": ["Casual"] * 24}
+    fuser = ItemFuser(FusionConfig(method=method, dim=16, attention_heads=2), _train_config(1), vocabs=VOCABS)
+    fuser.train_config.metric = "accuracy"
+    inputs = fuser.inputs(images[:, 0], texts, attributes)
+    fuser.fit(inputs, labels, valid=(inputs.rows(slice(0, 6)), {k: v[:6] for k, v in labels.items()}))
+    for subset in (fuser.inputs(images[:4, 0], None), fuser.inputs(None, texts[:4]), fuser.inputs(None, None, {k: v[:4] for k, v in attributes.items()}),
+                   fuser.inputs(images[:4, 0], texts[:4], image_ok=np.array([True, False, True, False]))):
+        vectors = fuser.transform(subset)
+        assert vectors.shape == (4, 16) and np.isfinite(vectors).all()
+    # An item with nothing at all still gets a finite vector (the gate and attention must not give NaN).
+    nothing = fuser.inputs(images[:2, 0], texts[:2], image_ok=np.zeros(2, bool), text_ok=np.zeros(2, bool))
+    assert np.isfinite(fuser.transform(nothing)).all()
+    accuracy = fuser.accuracy(inputs, labels)
+    assert set(accuracy) == {"articleType", "baseColour"} and all(0 <= v <= 1 for v in accuracy.values())
+
+
+def test_unknown_fusion_method_is_a_clear_error():
+    fuser = ItemFuser(FusionConfig(method="nope"), vocabs=VOCABS)
+    with pytest.raises(ValueError, match="unknown fusion 'nope'"):
+        images, texts, labels = _pairs()
+        inputs = fuser.inputs(images[:, 0], texts)
+        fuser.fit(inputs, labels, valid=(inputs, labels))
+
+
+def test_model_artifact_round_trip(tmp_path):
+    aligner = _aligner(epochs=1)
+    images, texts, labels = _pairs()
+    fuser = ItemFuser(FusionConfig(method="gated", dim=16), _train_config(1), vocabs=VOCABS)
+    fuser.train_config.metric = "accuracy"
+    inputs = fuser.inputs(images[:, 0], texts)
+    fuser.fit(inputs, labels, valid=(inputs, labels))
+    artifact = MultimodalModel(aligner, fuser, image_config={"colour_bins": 5}).save(tmp_path / "model", metrics={"note": 1})
+    assert (artifact.path / "model.safetensors").is_file() and not list(artifact.path.glob("*.pkl"))
+    loaded = MultimodalModel.load(tmp_path / "model")
+    assert np.allclose(loaded.aligner.embed_texts(texts[:3]), aligner.embed_texts(texts[:3]), atol=1e-6)
+    assert np.allclose(loaded.fuser.transform(inputs.rows(slice(0, 3))), fuser.transform(inputs.rows(slice(0, 3))), atol=1e-6)
+    assert loaded.aligner.vocabs["articleType"] == TYPES
+    assert loaded.image_config == {"colour_bins": 5} and loaded.aligner.config.retrieval_weights == aligner.config.retrieval_weights
+
+
+def test_loading_something_else_is_a_clear_error(tmp_path):
+    from shelfwise import artifacts
+
+    artifacts.save(tmp_path / "other", {"w": torch.zeros(1)}, {"kind": "text-encoder"})
+    with pytest.raises(ValueError, match="not a multimodal model"):
+        MultimodalModel.load(tmp_path / "other")
+
+
+def _photo_bytes(colour) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (60, 80), colour).save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def catalogue(tmp_path_factory):
+    """A CSV catalogue: photo-only, name-only, both, a truncated photo and an empty row; and a tiny model."""
+    folder = tmp_path_factory.mktemp("catalogue")
+    (folder / "photos").mkdir()
+    for name, colour in {"red": (200, 20, 20), "blue": (20, 20, 200), "green": (20, 180, 20)}.items():
+        (folder / "photos" / f"{name}.jpg").write_bytes(_photo_bytes(colour))
+    (folder / "photos" / "broken.jpg").write_bytes(_photo_bytes((0, 0, 0))[:200])
+    (folder / "products.csv").write_text(
+        "product_id,title,image\n"
+        "p1,,photos/red.jpg\n"
+        "p2,,photos/blue.jpg\n"
+        "p3,Green summer dress,photos/green.jpg\n"
+        "p4,Black leather belt,\n"
+        "p5,,photos/broken.jpg\n"
+        "p6,,\n"
+    )
+    (folder / "photos_only.csv").write_text("product_id,image\np1,photos/red.jpg\np2,photos/blue.jpg\n")
+    MultimodalModel(_aligner(epochs=1)).save(folder / "model")
+    return folder
+
+
+def test_multimodal_search_indexes_what_each_item_has(catalogue):
+    from shelfwise.encoders.image import ImageReadError
+    from shelfwise.multimodal.search import MultimodalSearch, read_catalogue
+
+    items = read_catalogue(catalogue / "products.csv")
+    engine = MultimodalSearch(MultimodalModel.load(catalogue / "model")).fit(items)
+    assert len(engine.index) == 4
+    assert set(engine.skipped) == {"p5", "p6"} and "image" in engine.skipped["p5"] and engine.skipped["p6"] == "no title and no image"
+    pages = engine.search_text(["red shirt", "belt"], top=3)
+    assert [len(p.hits) for p in pages] == [3, 3]
+    by_photo = engine.search_images([catalogue / "photos" / "red.jpg"], top=4)[0]
+    assert by_photo.hits[0].item_id == "p1"  # the photo itself is its own nearest neighbour
+    with pytest.raises(ImageReadError):
+        engine.search_images([catalogue / "photos" / "broken.jpg"])
+
+
+def test_read_catalogue_errors(tmp_path):
+    from shelfwise.multimodal.search import read_catalogue
+
+    (tmp_path / "a.csv").write_text("product_id,price\n1,2\n")
+    with pytest.raises(ValueError, match="needs a title or an image"):
+        read_catalogue(tmp_path / "a.csv")
+    (tmp_path / "b.csv").write_text("product_id,title\n1,x\n1,y\n")
+    with pytest.raises(ValueError, match="line 3: duplicate item id '1'"):
+        read_catalogue(tmp_path / "b.csv")
+
+
+def test_cli_search_image_by_text_and_by_photo(catalogue, tmp_path):
+    import csv
+
+    from click.testing import CliRunner
+
+    from shelfwise.commands.multimodal import BENCH, SEARCH, image, multimodal
+    from shelfwise.config import Settings
+
+    assert BENCH == [multimodal] and [c.name for c in SEARCH] == ["image", "voice"]
+    (tmp_path / "queries.txt").write_text("red top\n\nred top\nblue jeans\n")
+    out = tmp_path / "run.tsv"
+    args = ["--products", str(catalogue / "photos_only.csv"), "--model", str(catalogue / "model"), "--queries", str(tmp_path / "queries.txt"),
+            "--image", str(catalogue / "photos" / "blue.jpg"), "--top", "2", "--out", str(out)]
+    result = CliRunner().invoke(image, args, obj=Settings(home=tmp_path / "home", quiet=True), catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    rows = list(csv.reader(out.open(), delimiter="\t"))
+    assert rows[0] == ["query", "product_id", "rank", "score", "title"]
+    assert [r[0] for r in rows[1:]] == ["red top"] * 2 + ["blue jeans"] * 2 + [str(catalogue / "photos" / "blue.jpg")] * 2
+    assert rows[-2][1] == "p2"
+    missing = CliRunner().invoke(image, ["--products", str(catalogue / "photos_only.csv"), "--model", str(catalogue / "model")], obj=Settings(home=tmp_path / "home", quiet=True))
+    assert missing.exit_code != 0 and "--queries" in missing.output

@@ -1,0 +1,40 @@
+"""Autocomplete from titles and past queries; spelling correction."""
+
+from __future__ import annotations
+
+from shelfwise.search.suggest import QuerySuggester, SpellingCorrector, edit_distance, normalise
+
+TITLES = ["Cordless Drill Kit 20V", "Cordless Drill Driver", "Cordless Impact Wrench", "Garden Hose 50 ft", "Hammer Drill"]
+QUERIES = ["cordless drill", "cordless drill", "garden hose reel", "hammer"]
+
+
+def test_normalise_and_distance():
+    assert normalise("  Cordless  DRILL, 1/2-in. ") == "cordless drill 1/2-in"
+    assert edit_distance("drill", "drill") == 0
+    assert edit_distance("dirll", "drill") == 1  # transposition is one edit
+    assert edit_distance("hamer", "hammer") == 1
+    assert edit_distance("kitten", "sitting") == 3
+
+
+def test_spelling_correction():
+    corrector = SpellingCorrector().fit(TITLES + QUERIES)
+    assert corrector.correct("cordles dril") == "cordless drill"
+    assert corrector.correct("hamer drlil") == "hammer drill"
+    assert corrector.correct("garden hose") == "garden hose"
+    assert corrector.correct("20v xyzzyq") == "20v xyzzyq"  # codes and hopeless words are left alone
+
+
+def test_suggestions_rank_past_queries_first():
+    suggester = QuerySuggester(min_title_count=1).fit(TITLES, QUERIES)
+    out = suggester.suggest("cord", top=3)
+    assert out[0] == "cordless drill" and len(out) == 3 and all(s.startswith("cord") for s in out)
+    assert suggester.suggest("garden h")[0] == "garden hose reel"
+    assert suggester.suggest("cordless ", top=10) == ["cordless drill", "cordless drill driver", "cordless drill kit", "cordless impact", "cordless impact wrench"]
+    assert suggester.suggest("") == []
+
+
+def test_suggestions_fall_back_to_spelling_correction():
+    suggester = QuerySuggester(min_title_count=1).fit(TITLES, QUERIES)
+    assert suggester.suggest("cordles dr")[0] == "cordless drill"
+    assert suggester.suggest("hamer")[0] == "hammer"
+    assert suggester.suggest("zzzz") == []
