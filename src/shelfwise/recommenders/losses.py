@@ -1,0 +1,67 @@
+"""Training losses for next-item models. Each takes hidden states ``[n, d]`` at the positions
+that have a target, the target item indexes ``[n]`` and the item table ``[n_items + 1, d]``
+(row 0 = padding, never a valid answer), and returns a scalar.
+
+* ``ce``: full-softmax cross-entropy over every item: the strongest, and cheap up to a few
+  hundred thousand items at these batch shapes.
+* ``sampled``: softmax over the target and ``n_negatives`` uniformly sampled items shared
+  across the batch, with the log-Q correction; for catalogues too large for a full softmax.
+* ``bce``: binary cross-entropy with one random negative per target, as in the original
+  SASRec paper; kept to compare with older published numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass
+class LossConfig:
+    name: str = "ce"  # a key of LOSSES
+    n_negatives: int = 256  # for "sampled"
+    label_smoothing: float = 0.0  # for "ce"
+
+
+def full_softmax(hidden: torch.Tensor, targets: torch.Tensor, items: torch.Tensor, config: LossConfig) -> torch.Tensor:
+    logits = hidden @ items.T
+    logits[:, 0] = float("-inf")  # padding is never the answer
+    if config.label_smoothing:
+        # Smoothing mass goes to real items only: the -inf padding column would make it NaN.
+        return F.cross_entropy(logits[:, 1:], targets - 1, label_smoothing=config.label_smoothing)
+    return F.cross_entropy(logits, targets)
+
+
+def sampled_softmax(hidden: torch.Tensor, targets: torch.Tensor, items: torch.Tensor, config: LossConfig) -> torch.Tensor:
+    n_items = items.shape[0] - 1
+    negatives = torch.randint(1, n_items + 1, (config.n_negatives,), device=hidden.device)
+    positive_logits = (hidden * items[targets]).sum(-1, keepdim=True)
+    negative_logits = hidden @ items[negatives].T
+    # A sampled negative that is the row's own target is not a negative.
+    negative_logits = negative_logits.masked_fill(negatives[None, :] == targets[:, None], float("-inf"))
+    # Uniform sampling makes log Q constant over negatives; correcting it keeps the scores
+    # on the full-softmax scale: each negative stands for n_items / n_negatives items.
+    negative_logits = negative_logits + torch.log(torch.tensor(n_items / config.n_negatives, device=hidden.device))
+    logits = torch.cat([positive_logits, negative_logits], dim=1)
+    return F.cross_entropy(logits, torch.zeros(len(targets), dtype=torch.long, device=hidden.device))
+
+
+def bce_one_negative(hidden: torch.Tensor, targets: torch.Tensor, items: torch.Tensor, config: LossConfig) -> torch.Tensor:
+    n_items = items.shape[0] - 1
+    negatives = torch.randint(1, n_items + 1, targets.shape, device=hidden.device)
+    positive = (hidden * items[targets]).sum(-1)
+    negative = (hidden * items[negatives]).sum(-1)
+    return F.binary_cross_entropy_with_logits(positive, torch.ones_like(positive)) + F.binary_cross_entropy_with_logits(
+        negative, torch.zeros_like(negative)
+    )
+
+
+LOSSES = {"ce": full_softmax, "sampled": sampled_softmax, "bce": bce_one_negative}
+
+
+def compute_loss(hidden: torch.Tensor, targets: torch.Tensor, items: torch.Tensor, config: LossConfig) -> torch.Tensor:
+    if config.name not in LOSSES:
+        raise ValueError(f"unknown loss {config.name!r}; choose one of {sorted(LOSSES)}")
+    return LOSSES[config.name](hidden, targets, items, config)

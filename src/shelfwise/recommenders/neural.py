@@ -1,0 +1,91 @@
+"""Neural sequence recommenders behind the scikit-learn-like contract every recommender keeps:
+``fit(train) -> self`` and ``score(histories) -> float32 [n, n_items + 1]`` (column 0 = -inf),
+plus ``save`` / ``load`` in the one artifact format."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from shelfwise import artifacts
+from shelfwise.datasets.sequences import Sequences
+from shelfwise.recommenders.losses import LossConfig
+from shelfwise.recommenders.registry import DEFAULT_MODEL, MODELS, build_model
+from shelfwise.training.loop import TrainConfig, TrainResult, train
+from shelfwise.training.sequential import NextItemTask, score_histories
+
+
+@dataclass
+class SequentialRecommender:
+    model: str = DEFAULT_MODEL  # a key of recommenders.registry.MODELS
+    model_config: dict = field(default_factory=dict)  # overrides of the model's config dataclass
+    loss: LossConfig = field(default_factory=LossConfig)
+    train_config: TrainConfig = field(default_factory=TrainConfig)
+    mask_history: bool = True  # validation leaves history items out of the lists, like the test protocol
+
+    def fit(self, train_seqs: Sequences, valid_history: Sequences | None = None, valid_target: np.ndarray | None = None):
+        """Train on ``train_seqs``, selecting the epoch by validation NDCG@10. Without an explicit
+        validation set, each sequence's last item (sequences of 3+ items) is held out for it."""
+        if valid_history is None:
+            rows = np.flatnonzero(train_seqs.lengths >= 3)
+            held = train_seqs.take(rows)
+            valid_history, valid_target = held.truncate(1), held.last(1)
+            train_seqs = _drop_last_of(train_seqs, rows)
+        torch.manual_seed(self.train_config.seed)  # the initial weights are part of a seeded run
+        self.network_ = build_model(self.model, train_seqs.n_items, **self.model_config)
+        self.item_ids_ = train_seqs.item_ids
+        task = NextItemTask(self.network_, train_seqs, valid_history, valid_target, batch_size=self.train_config.batch_size,
+                            loss=self.loss, mask_history=self.mask_history)
+        self.result_: TrainResult = train(self.network_, task, self.train_config)
+        return self
+
+    def score(self, histories: Sequences) -> np.ndarray:
+        return score_histories(self.network_, histories).numpy()
+
+    def config(self) -> dict:
+        return {
+            "kind": "sequential_recommender",
+            "model": self.model,
+            "model_config": asdict(self.network_.config),
+            "loss": asdict(self.loss),
+            "train_config": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self.train_config).items()},
+            "mask_history": self.mask_history,
+        }
+
+    def save(self, root: Path | str, metrics: dict | None = None) -> artifacts.Artifact:
+        """A new artifact version under ``root``; ``items.json`` maps item index i to its external id."""
+        extra = {}
+        if self.item_ids_ is not None:
+            extra["items.json"] = json.dumps([str(x) for x in self.item_ids_]).encode()
+        return artifacts.save(root, self.network_.state_dict(), self.config(), metrics, extra_files=extra)
+
+    @classmethod
+    def load(cls, path: Path | str) -> "SequentialRecommender":
+        art = artifacts.load(path)
+        c = art.config
+        if c.get("kind") != "sequential_recommender" or c.get("model") not in MODELS:
+            raise ValueError(f"{art.path} is not a sequential recommender artifact")
+        train_fields = {f.name for f in fields(TrainConfig)}
+        rec = cls(model=c["model"], model_config={k: v for k, v in c["model_config"].items() if k != "n_items"},
+                  loss=LossConfig(**c["loss"]), train_config=TrainConfig(**{k: (tuple(v) if k == "betas" else v)
+                                                                            for k, v in c["train_config"].items() if k in train_fields}),
+                  mask_history=c.get("mask_history", True))
+        rec.network_ = build_model(c["model"], c["model_config"]["n_items"], **rec.model_config)
+        rec.network_.load_state_dict(art.state_dict())
+        rec.network_.eval()
+        items_file = art.path / "items.json"
+        rec.item_ids_ = np.array(json.loads(items_file.read_text()), dtype=object) if items_file.exists() else None
+        return rec
+
+
+def _drop_last_of(seqs: Sequences, rows: np.ndarray) -> Sequences:
+    """``seqs`` with the last item of the sequences at ``rows`` removed."""
+    drop = np.zeros(len(seqs.items), dtype=bool)
+    drop[seqs.offsets[1:][rows] - 1] = True
+    lengths = seqs.lengths - np.bincount(rows, minlength=len(seqs))
+    return Sequences(items=seqs.items[~drop], offsets=np.r_[0, np.cumsum(lengths)], keys=seqs.keys, n_items=seqs.n_items,
+                     item_ids=seqs.item_ids, times=None if seqs.times is None else seqs.times[~drop], meta=dict(seqs.meta))
