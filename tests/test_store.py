@@ -36,3 +36,22 @@ def test_item_upsert_keeps_created_at(store):
     ingest_frame(store, "items", pd.DataFrame({"item_id": ["x"], "title": ["Y"]}))
     row = store.items_frame().iloc[0]
     assert row["title"] == "Y" and row["created_at"] == 1704067200000
+
+
+def _event_indexes(store) -> set[str]:
+    import sqlalchemy as sa
+
+    return {ix["name"] for ix in sa.inspect(store.engine).get_indexes("events")}
+
+
+def test_bulk_event_load_rebuilds_indexes_and_rolls_back_whole(store):
+    import pytest
+
+    before = _event_indexes(store)
+    with store.transaction() as conn, store.bulk_events(conn, expected_rows=200_000):
+        pass
+    assert _event_indexes(store) == before
+    with pytest.raises(RuntimeError):
+        with store.transaction() as conn, store.bulk_events(conn, expected_rows=200_000):
+            raise RuntimeError("a bad batch")
+    assert _event_indexes(store) == before

@@ -7,7 +7,7 @@ with their reasons, to a reject file (JSON Lines)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -21,6 +21,7 @@ from shelfwise.ingest.validate import validate
 from shelfwise.store import Store
 
 KINDS = ("items", "users", "events")
+BYTES_PER_EVENT = 60  # a rough size of one event in a file, to tell a bulk load from a small one
 
 
 @dataclass
@@ -62,7 +63,7 @@ def ingest_file(
     try:
         fmt = detect_format(path, fmt)
         batches = read_batches(path, fmt, batch_size, progress)
-        return _load(store, kind, batches, str(path), skip_invalid, rejects)
+        return _load(store, kind, batches, str(path), skip_invalid, rejects, expected_rows=path.stat().st_size // BYTES_PER_EVENT)
     except ValueError as e:
         if isinstance(e, IngestError):
             raise
@@ -83,16 +84,21 @@ def ingest_frame(
     return _load(store, kind, [batch], source, skip_invalid, Path(rejects_path) if rejects_path else None)
 
 
-def _load(store: Store, kind: str, batches: Iterable[RawBatch], source: str, skip_invalid: bool, rejects: Path | None) -> IngestReport:
+def _validated(batches: Iterable[RawBatch], kind: str) -> Iterator[tuple[RawBatch, pd.DataFrame, list[RowError]]]:
+    for batch in batches:
+        rows, errors = validate(batch.frame, batch.lines, kind) if len(batch.frame) else (batch.frame, [])
+        yield batch, rows, batch.errors + errors
+
+
+def _load(store: Store, kind: str, batches: Iterable[RawBatch], source: str, skip_invalid: bool, rejects: Path | None, expected_rows: int = 0) -> IngestReport:
     report = IngestReport(kind, source)
-    seen_ids: dict[str, int] = {}  # id -> line, for items and users: one file may not name an id twice
+    # items, users: id -> line (one file may not name an id twice); events: the catalogue ids seen
+    seen_ids: dict[str, int] = {}
     reject_file = None
     try:
-        with store.transaction() as conn:
-            for batch in batches:
+        with store.transaction() as conn, store.bulk_events(conn, expected_rows if kind == "events" else 0):
+            for batch, rows, errors in _validated(batches, kind):
                 report.read += len(batch.frame) + len(batch.errors)
-                rows, errors = validate(batch.frame, batch.lines, kind) if len(batch.frame) else (batch.frame, [])
-                errors = batch.errors + errors
                 lines = pd.Series(batch.lines, index=batch.frame.index)
                 rows, more = _check_against_store(store, conn, kind, rows, lines, seen_ids)
                 errors += more
@@ -121,9 +127,11 @@ def _check_against_store(store, conn: Connection, kind: str, rows: pd.DataFrame,
         return rows, errors
     bad = np.zeros(len(rows), dtype=bool)
     if kind == "events":
-        ids = rows["item_id"].dropna()
-        unique = ids.unique()
-        known = pd.Series(store.existing_item_ids(conn, unique), index=unique)
+        unique = rows["item_id"].dropna().unique()
+        new = np.array([i for i in unique if i not in seen_ids], dtype=object)
+        if len(new):  # ask the store only about ids this load has not met yet
+            seen_ids.update(dict.fromkeys(new[store.existing_item_ids(conn, new)], 0))
+        known = pd.Series([i in seen_ids for i in unique], index=unique, dtype=bool)
         unknown = rows["item_id"].notna().to_numpy() & ~rows["item_id"].map(known).fillna(True).to_numpy(bool)
         for i in np.flatnonzero(unknown):
             row = rows.iloc[i]
