@@ -41,6 +41,13 @@ def _engine(url: str) -> Engine:
             cur.execute("PRAGMA busy_timeout=30000")
             cur.execute("PRAGMA cache_size=-65536")  # 64 MiB: index pages stay in memory during bulk loads
             cur.close()
+            # pysqlite only opens a transaction before INSERT/UPDATE/DELETE, so DDL at the start of
+            # one would commit on its own; SQLAlchemy's recipe: we say BEGIN ourselves.
+            dbapi_conn.isolation_level = None
+
+        @sa.event.listens_for(engine, "begin")
+        def _sqlite_begin(conn):
+            conn.exec_driver_sql("BEGIN")
 
     return engine
 
