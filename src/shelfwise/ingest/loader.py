@@ -94,6 +94,7 @@ def _load(store: Store, kind: str, batches: Iterable[RawBatch], source: str, ski
     report = IngestReport(kind, source)
     # items, users: id -> line (one file may not name an id twice); events: the catalogue ids seen
     seen_ids: dict[str, int] = {}
+    registered_users: set[str] = set()
     reject_file = None
     try:
         with store.transaction() as conn, store.bulk_events(conn, expected_rows if kind == "events" else 0):
@@ -112,7 +113,7 @@ def _load(store: Store, kind: str, batches: Iterable[RawBatch], source: str, ski
                         report.rejects_path = str(rejects)
                     _write_rejects(reject_file, errors)
                     report.rejected += len({e.line for e in errors})
-                stored, skipped = _store(store, conn, kind, rows)
+                stored, skipped = _store(store, conn, kind, rows, registered_users)
                 report.stored += stored
                 report.already_stored += skipped
     finally:
@@ -157,8 +158,9 @@ def _records(rows: pd.DataFrame) -> list[dict]:
     return rows.astype(object).where(rows.notna(), None).to_dict("records")
 
 
-def _store(store: Store, conn: Connection, kind: str, rows: pd.DataFrame) -> tuple[int, int]:
-    """Write valid rows; returns (stored, skipped as already stored)."""
+def _store(store: Store, conn: Connection, kind: str, rows: pd.DataFrame, registered: set[str]) -> tuple[int, int]:
+    """Write valid rows; returns (stored, skipped as already stored). ``registered``: the users
+    this load has already made sure of, so each is written once, not once per batch."""
     if rows.empty:
         return 0, 0
     if kind == "items":
@@ -167,8 +169,10 @@ def _store(store: Store, conn: Connection, kind: str, rows: pd.DataFrame) -> tup
         return store.upsert_users(conn, _records(rows)), 0
     stored = store.insert_events(conn, rows)
     actors = rows.loc[rows["user_id"].notna(), ["user_id", "ts"]].astype({"user_id": str, "ts": "int64"})
+    actors = actors[~actors["user_id"].isin(registered)]
     first_seen = actors.groupby("user_id", sort=False)["ts"].min().reset_index().rename(columns={"ts": "created_at"})
     first_seen["attributes"] = None
+    registered.update(first_seen["user_id"])
     store.upsert_users(conn, _records(first_seen), replace=False)
     return stored, len(rows) - stored
 

@@ -90,47 +90,93 @@ def _jsonl(path: Path, batch_size: int, progress: bool) -> Iterator[RawBatch]:
         yield RawBatch(pd.DataFrame.from_records(records), np.array(lines, dtype=np.int64), errors)
 
 
+FAST_BLOCK = 8 << 20  # bytes of CSV handed to pyarrow at once
+
+
 def _csv(path: Path, batch_size: int, progress: bool) -> Iterator[RawBatch]:
+    """Blocks of plain lines (no quotes, no blank lines, no carriage returns: one record per
+    line, so line numbers stay exact) go through pyarrow's parser; from the first block that is
+    not plain, the csv module reads the rest, which also finds and names every malformed row."""
     size = path.stat().st_size
     with open(path, "rb") as raw, tqdm.wrapattr(
         raw, "read", total=size, desc=f"reading {path.name}", disable=not progress, leave=False
     ) as counted:
-        text = io.TextIOWrapper(counted, encoding="utf-8-sig", errors="surrogateescape", newline="")
-        reader = csv.reader(text, strict=True)
+        first = counted.readline()
+        header_text = first.decode("utf-8", "surrogateescape").removeprefix("\ufeff")
         try:
-            header = next(reader)
+            header = [h.strip() for h in next(csv.reader([header_text], strict=True))]
         except StopIteration:
             return
         except csv.Error as e:
             yield RawBatch(pd.DataFrame(), np.zeros(0, np.int64), [RowError(1, None, f"malformed CSV header: {e}")])
             return
-        header = [h.strip() for h in header]
-        problem = _header_problem(header)
+        problem = _header_problem(header) if first.endswith(b"\n") else "the header line is cut off"
         if problem:
             yield RawBatch(pd.DataFrame(), np.zeros(0, np.int64), [RowError(1, None, problem)])
             return
-        rows, lines, errors = [], [], []
-        start = reader.line_num + 1
-        while True:
-            try:
-                row = next(reader)
-            except StopIteration:
+        line, consumed = 2, len(first)
+        pending = b""
+        while block := counted.read(FAST_BLOCK):
+            block = pending + block
+            cut = block.rfind(b"\n") + 1
+            chunk, pending = block[:cut], block[cut:]
+            table = _plain_table(chunk, header)
+            if table is None:
                 break
-            except csv.Error as e:
-                errors.append(RowError(start, None, f"malformed CSV: {e} (the file may be cut off)"))
-                break
-            if len(row) == len(header):
-                rows.append(row)
-                lines.append(start)
-            elif row:
-                cut = " (the line is cut off)" if len(row) < len(header) else ""
-                errors.append(RowError(start, None, f"expected {len(header)} fields, found {len(row)}{cut}", dict(zip(header, row))))
-            start = reader.line_num + 1
-            if len(rows) + len(errors) >= batch_size:
-                yield _csv_batch(rows, header, lines, errors)
-                rows, lines, errors = [], [], []
-        if rows or errors:
+            for offset in range(0, table.num_rows, batch_size):
+                frame = table.slice(offset, batch_size).to_pandas().astype(object)
+                yield RawBatch(frame, np.arange(line + offset, line + offset + len(frame), dtype=np.int64))
+            line += table.num_rows
+            consumed += len(chunk)
+        counted.seek(consumed)
+        text = io.TextIOWrapper(counted, encoding="utf-8", errors="surrogateescape", newline="")
+        yield from _csv_rows(text, header, line, batch_size)
+
+
+def _plain_table(chunk: bytes, header: list[str]):
+    """The chunk parsed by pyarrow, or None when it is not plain or pyarrow refuses it."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    if not chunk or chunk.startswith(b"\n") or b"\"" in chunk or b"\r" in chunk or b"\n\n" in chunk:
+        return None
+    try:
+        return pacsv.read_csv(
+            io.BytesIO(chunk),
+            read_options=pacsv.ReadOptions(column_names=header, block_size=len(chunk) + 1),
+            parse_options=pacsv.ParseOptions(newlines_in_values=False),
+            convert_options=pacsv.ConvertOptions(
+                column_types={name: pa.string() for name in header}, strings_can_be_null=False, quoted_strings_can_be_null=False
+            ),
+        )
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # a row with too few or too many fields, bad UTF-8
+        return None
+
+
+def _csv_rows(text, header: list[str], first_line: int, batch_size: int) -> Iterator[RawBatch]:
+    reader = csv.reader(text, strict=True)
+    rows, lines, errors = [], [], []
+    start = first_line
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as e:
+            errors.append(RowError(start, None, f"malformed CSV: {e} (the file may be cut off)"))
+            break
+        if len(row) == len(header):
+            rows.append(row)
+            lines.append(start)
+        elif row:
+            cut = " (the line is cut off)" if len(row) < len(header) else ""
+            errors.append(RowError(start, None, f"expected {len(header)} fields, found {len(row)}{cut}", dict(zip(header, row))))
+        start = first_line + reader.line_num
+        if len(rows) + len(errors) >= batch_size:
             yield _csv_batch(rows, header, lines, errors)
+            rows, lines, errors = [], [], []
+    if rows or errors:
+        yield _csv_batch(rows, header, lines, errors)
 
 
 def _header_problem(header: list[str]) -> str | None:

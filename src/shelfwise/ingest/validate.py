@@ -159,8 +159,11 @@ def _enum(enum: type[Enum]):
     allowed = {m.value for m in enum}
 
     def coerce(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
-        out = s.map(lambda v: v.strip().lower() if isinstance(v, str) else v).astype(object)
-        return out, ~out.isin(allowed).to_numpy()
+        # Few distinct values in many rows: normalise each distinct value once.
+        codes, uniques = pd.factorize(s.astype(object), use_na_sentinel=False)
+        normal = np.array([v.strip().lower() if isinstance(v, str) else v for v in uniques], dtype=object)
+        out = pd.Series(normal[codes], index=s.index, dtype=object)
+        return out, ~np.isin(normal, list(allowed))[codes]
 
     return coerce
 
@@ -228,7 +231,7 @@ def _check_limits(spec: FieldSpec, values: pd.Series, rows: np.ndarray, fail) ->
         v = pd.to_numeric(values, errors="coerce").to_numpy(float, na_value=np.nan)
         fail(rows & (v < spec.ge), spec.name, f"must be at least {spec.ge}")
     if spec.min_len is not None or spec.max_len is not None:
-        lengths = np.fromiter((len(v) if isinstance(v, str) else -1 for v in values.to_numpy(dtype=object)), dtype=np.int64, count=len(values))
+        lengths = values.astype(object).str.len().to_numpy(float, na_value=-1)  # text fields: str or None
         if spec.min_len is not None:
             fail(rows & (lengths >= 0) & (lengths < spec.min_len), spec.name, f"must have at least {spec.min_len} characters")
         if spec.max_len is not None:
