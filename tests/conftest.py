@@ -57,3 +57,14 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"the shared benchmark data is not at {SHARED_DATA}")
     return SHARED_DATA
+
+
+@pytest.fixture
+def torch_one_thread():
+    """Tiny models run fastest on one thread, and leave the other core to whoever shares the machine."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -20,13 +20,7 @@ from shelfwise.training.sequential import score_histories
 TINY = {"hidden": 16, "max_len": 8}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread, and leave the other core to whoever shares the machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def tiny_model(name):

@@ -16,12 +16,7 @@ from shelfwise.training.loop import TrainConfig, learning_rate, train
 from shelfwise.training.sequential import NextItemTask
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def sequences(n=40, n_items=15, seed=0):
