@@ -11,7 +11,7 @@ import time
 import httpx
 import pytest
 
-from tests.test_serving import free_port
+from tests.serving_helpers import free_port
 
 pytestmark = pytest.mark.slow
 

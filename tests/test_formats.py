@@ -1,11 +1,8 @@
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from shelfwise.datasets.formats import read_user_sequences
-
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+from tests.conftest import SHARED_DATA
 
 
 def test_reads_users_and_items(tmp_path):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+from tests.conftest import SHARED_DATA
 TYPES = {"Belts": (90, 50, 20), "Jeans": (30, 40, 160), "Tshirts": (220, 220, 40)}
 
 

@@ -7,9 +7,8 @@ import pytest
 
 from shelfwise.serving import create_app
 from shelfwise.store import Store
-from tests.serving_helpers import fill_shop, free_port, key, live_server, make_settings
+from tests.serving_helpers import fill_shop, key, live_server, make_settings
 
-__all__ = ["free_port"]  # other test modules import it from here
 
 
 @pytest.fixture
