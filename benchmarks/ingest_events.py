@@ -52,13 +52,15 @@ def main() -> None:
         print(header(f"synthetic CSV, {args.events:,} events ({events_csv.stat().st_size / 1e6:.0f} MB) over {args.items:,} items"))
         store = Store.open(args.db or Settings(home=folder / "home"))
         ingest_file(store, "items", items_csv)
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         report = ingest_file(store, "events", events_csv)
-        seconds = time.perf_counter() - start
+        seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
         assert store.counts()["events"] == report.stored == args.events, report
         print(f"backend: {store.dialect}")
         print(report.summary().replace(str(events_csv), "events.csv"))
         print(f"ingest events: {seconds:.1f} s, {args.events / seconds:,.0f} events/s")
+        # On a busy machine wall time overstates the cost; CPU time shows what a quiet one gives.
+        print(f"CPU time of this process: {cpu_seconds:.1f} s ({args.events / cpu_seconds:,.0f} events per CPU second)")
 
 
 if __name__ == "__main__":

@@ -169,8 +169,8 @@ def _store(store: Store, conn: Connection, kind: str, rows: pd.DataFrame, regist
         return store.upsert_users(conn, _records(rows)), 0
     stored = store.insert_events(conn, rows)
     actors = rows.loc[rows["user_id"].notna(), ["user_id", "ts"]].astype({"user_id": str, "ts": "int64"})
-    actors = actors[~actors["user_id"].isin(registered)]
     first_seen = actors.groupby("user_id", sort=False)["ts"].min().reset_index().rename(columns={"ts": "created_at"})
+    first_seen = first_seen[[u not in registered for u in first_seen["user_id"].tolist()]]
     first_seen["attributes"] = None
     registered.update(first_seen["user_id"])
     store.upsert_users(conn, _records(first_seen), replace=False)

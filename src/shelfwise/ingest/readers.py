@@ -124,7 +124,7 @@ def _csv(path: Path, batch_size: int, progress: bool) -> Iterator[RawBatch]:
             if table is None:
                 break
             for offset in range(0, table.num_rows, batch_size):
-                frame = table.slice(offset, batch_size).to_pandas().astype(object)
+                frame = table.slice(offset, batch_size).to_pandas()
                 yield RawBatch(frame, np.arange(line + offset, line + offset + len(frame), dtype=np.int64))
             line += table.num_rows
             consumed += len(chunk)

@@ -16,6 +16,8 @@ from enum import Enum
 import annotated_types as at
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import BaseModel
 
 from shelfwise.ingest.errors import RowError
@@ -69,7 +71,16 @@ def _is_null(s: pd.Series) -> np.ndarray:
     return s.isna().to_numpy() | s.eq("").fillna(False).to_numpy(bool)
 
 
+def _is_text_column(s: pd.Series) -> bool:
+    """A column of pandas' own strings (the CSV and Parquet readers): it cannot hold
+    undecodable bytes or non-text values, so whole-column string operations apply."""
+    return isinstance(s.dtype, pd.StringDtype)
+
+
 def _to_text(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    if _is_text_column(s):
+        out = s.str.strip()
+        return out, out.eq("").to_numpy(bool, na_value=True)
     values = s.to_numpy(dtype=object)
     if pd.api.types.infer_dtype(values, skipna=False) == "string":
         # The common case (every CSV column): one scan for undecodable bytes, kept as lone
@@ -89,8 +100,13 @@ def _to_text(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
     return out, out.isna().to_numpy()
 
 
+def _numbers(s: pd.Series) -> pd.Series:
+    """Numeric values of a column; booleans are not numbers here (JSON true is not 1)."""
+    return pd.to_numeric(s if _is_text_column(s) else s.map(lambda v: None if isinstance(v, bool) else v), errors="coerce")
+
+
 def _to_float(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
-    out = pd.to_numeric(s.map(lambda v: None if isinstance(v, bool) else v), errors="coerce")
+    out = _numbers(s)
     bad = out.isna().to_numpy() | ~np.isfinite(out.to_numpy(float, na_value=np.nan))
     return out, bad
 
@@ -122,7 +138,14 @@ def _to_millis(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
     if pd.api.types.is_datetime64_any_dtype(s):
         naive = s.dt.tz_convert("UTC").dt.tz_localize(None) if s.dt.tz is not None else s
         return pd.Series(naive.astype("datetime64[ms]").to_numpy().astype(np.int64), index=s.index), np.zeros(len(s), bool)
-    numeric = pd.to_numeric(s.map(lambda v: None if isinstance(v, bool) else v), errors="coerce")
+    if _is_text_column(s):  # only text that looks like a number is read as one
+        looks_numeric = pc.match_substring_regex(pa.array(s), r"^\s*[-+]?\d+(\.\d*)?\s*$").to_numpy(zero_copy_only=False)
+        looks_numeric = np.asarray(looks_numeric, dtype=object) == True  # noqa: E712 (nulls are not numbers)
+        numeric = pd.Series(np.nan, index=s.index)
+        if looks_numeric.any():
+            numeric[looks_numeric] = pd.to_numeric(s[looks_numeric], errors="coerce")
+    else:
+        numeric = _numbers(s)
     is_num = numeric.notna().to_numpy()
     millis = np.zeros(len(s), dtype=np.int64)
     bad = np.zeros(len(s), dtype=bool)
@@ -131,7 +154,7 @@ def _to_millis(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
         millis[is_num] = np.where(np.abs(n) >= 1e11, n, n * 1000).round().astype(np.int64)
     text = ~is_num
     if text.any():
-        parsed = pd.to_datetime(s[text].astype(str), format="ISO8601", utc=True, errors="coerce")
+        parsed = pd.to_datetime(s[text].astype("str"), format="ISO8601", utc=True, errors="coerce")
         bad[text] = parsed.isna().to_numpy()
         ok = ~bad[text]
         naive = parsed[ok].dt.tz_localize(None).astype("datetime64[ms]")
@@ -160,7 +183,7 @@ def _enum(enum: type[Enum]):
 
     def coerce(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
         # Few distinct values in many rows: normalise each distinct value once.
-        codes, uniques = pd.factorize(s.astype(object), use_na_sentinel=False)
+        codes, uniques = pd.factorize(s if _is_text_column(s) else s.astype(object), use_na_sentinel=False)
         normal = np.array([v.strip().lower() if isinstance(v, str) else v for v in uniques], dtype=object)
         out = pd.Series(normal[codes], index=s.index, dtype=object)
         return out, ~np.isin(normal, list(allowed))[codes]
@@ -201,11 +224,15 @@ def validate(frame: pd.DataFrame, lines: np.ndarray, kind: str) -> tuple[pd.Data
         present = ~null
         values = pd.Series([spec.default] * n, index=frame.index, dtype=object)
         if present.any():
-            coerced, bad = coerce(column[present])
+            every = present.all()  # the common case: no need to pick and put back rows
+            coerced, bad = coerce(column if every else column[present])
             expected = EXPECTED.get(spec.kind) or f"one of {', '.join(m.value for m in spec.kind)}"
             where = np.flatnonzero(present)
             fail(_spread(bad, where, n), spec.name, lambda i, c=column: f"expected {expected}, got {_show(c.iloc[i])}")
-            values.iloc[where] = coerced.to_numpy(dtype=object)
+            if every:  # kept in its own dtype: pandas strings stay whole-column operations
+                values = coerced.set_axis(frame.index)
+            else:
+                values.iloc[where] = coerced.to_numpy(dtype=object)
             good = present & ~row_bad
             _check_limits(spec, values, good, fail)
         out[spec.name] = values
@@ -231,7 +258,8 @@ def _check_limits(spec: FieldSpec, values: pd.Series, rows: np.ndarray, fail) ->
         v = pd.to_numeric(values, errors="coerce").to_numpy(float, na_value=np.nan)
         fail(rows & (v < spec.ge), spec.name, f"must be at least {spec.ge}")
     if spec.min_len is not None or spec.max_len is not None:
-        lengths = values.astype(object).str.len().to_numpy(float, na_value=-1)  # text fields: str or None
+        text = values if _is_text_column(values) else values.astype(object)  # text fields: str or None
+        lengths = text.str.len().to_numpy(float, na_value=-1)
         if spec.min_len is not None:
             fail(rows & (lengths >= 0) & (lengths < spec.min_len), spec.name, f"must have at least {spec.min_len} characters")
         if spec.max_len is not None:
