@@ -206,3 +206,9 @@ def test_ingest_frame_for_api_batches(catalogue):
     assert ingest_frame(catalogue, "events", frame).stored == 1
     with pytest.raises(IngestError, match=r"request:1: field 'type'"):
         ingest_frame(catalogue, "events", frame.assign(type="poke"))
+
+
+def test_anonymous_events_register_no_user(catalogue):
+    frame = pd.DataFrame([{"session_id": "anon-1", "item_id": "P1", "type": "view", "ts": "2024-01-01T00:00:00Z"}])
+    assert ingest_frame(catalogue, "events", frame).stored == 1
+    assert catalogue.counts()["users"] == 0

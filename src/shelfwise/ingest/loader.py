@@ -170,7 +170,7 @@ def _store(store: Store, conn: Connection, kind: str, rows: pd.DataFrame, regist
     stored = store.insert_events(conn, rows)
     actors = rows.loc[rows["user_id"].notna(), ["user_id", "ts"]].astype({"user_id": str, "ts": "int64"})
     first_seen = actors.groupby("user_id", sort=False)["ts"].min().reset_index().rename(columns={"ts": "created_at"})
-    first_seen = first_seen[[u not in registered for u in first_seen["user_id"].tolist()]]
+    first_seen = first_seen[np.array([u not in registered for u in first_seen["user_id"].tolist()], dtype=bool)]
     first_seen["attributes"] = None
     registered.update(first_seen["user_id"])
     store.upsert_users(conn, _records(first_seen), replace=False)
