@@ -7,6 +7,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from shelfwise.datasets.sequences import Sequences
+from shelfwise.recommenders.sparse import gather_rows
 
 
 class Popularity:
@@ -46,9 +47,8 @@ class ItemTransitions:
         n = len(histories)
         scores = np.zeros((n, histories.n_items + 1), dtype=np.float32)
         for back in range(1, self.last_n + 1):
-            last = histories.last(back)
-            weight = self.decay ** (back - 1)
-            scores += weight * self.transitions_[last].toarray()
+            row, cols, vals = gather_rows(self.transitions_, histories.last(back))
+            scores[row, cols] += self.decay ** (back - 1) * vals  # (row, col) pairs are unique
         pop = self.popularity_ / np.nanmax(self.popularity_[1:]) if n else self.popularity_
         scores += self.popularity_weight * pop
         scores[:, 0] = -np.inf

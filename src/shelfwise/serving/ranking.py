@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from shelfwise.recommenders.sparse import gather_rows
+
 
 class MerchandisingRules(BaseModel):
     """The shop's say in the lists: pinned items go first (in this order) wherever they are
@@ -154,13 +156,7 @@ def explain(cooc, history: np.ndarray, recommended: np.ndarray, max_reasons: int
     if len(history) == 0 or k == 0:
         return [[] for _ in recommended]
     recent_first = np.array(list(dict.fromkeys(history[::-1].tolist())), dtype=np.int64)
-    # The CSR rows of the history items, read straight from the arrays (scipy's fancy indexing
-    # costs more than the whole request otherwise).
-    starts, ends = cooc.indptr[recent_first], cooc.indptr[recent_first + 1]
-    lengths = ends - starts
-    flat = np.repeat(starts - np.r_[0, np.cumsum(lengths)[:-1]], lengths) + np.arange(lengths.sum())
-    row = np.repeat(np.arange(len(recent_first)), lengths)
-    cols, vals = cooc.indices[flat], cooc.data[flat]
+    row, cols, vals = gather_rows(cooc, recent_first)
     order = np.argsort(recommended)
     pos = np.clip(np.searchsorted(recommended, cols, sorter=order), 0, k - 1)
     hit = recommended[order[pos]] == cols
