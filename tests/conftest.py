@@ -11,6 +11,10 @@ import pytest
 from shelfwise.config import Settings
 from shelfwise.store import Store
 
+# Test apps search by keyword only unless a test asks for semantic search: loading MiniLM in
+# every app's background would slow the suite and disturb its timing-sensitive tests.
+os.environ.setdefault("SHELFWISE_SEARCH_SEMANTIC", "0")
+
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 PG_ADMIN_URL = os.environ.get("SHELFWISE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 

@@ -46,7 +46,25 @@ def demo(obj: Settings, port: int, no_serve: bool, n_items: int, n_users: int, n
 
     prepare_demo(obj, n_items, n_users, n_events, seed)
     if not no_serve:
+        retire_demo_keys(obj)
+        click.echo(f"storefront: http://127.0.0.1:{port}/   dashboard: http://127.0.0.1:{port}/dashboard   "
+                   f"(the storefront posts its clicks with an events-only key it gets from /web/config in demo mode)")
         run_server(obj, "127.0.0.1", port, require_read_key=False)
+
+
+def retire_demo_keys(settings: Settings) -> None:
+    """Revoke the events keys earlier demo runs handed to the storefront: each run makes its own."""
+    from shelfwise.serving.auth import list_keys, revoke_key
+    from shelfwise.serving.routers.dashboard import DEMO_KEY_NAME
+    from shelfwise.store import Store
+
+    store = Store.open(settings)
+    try:
+        for key in list_keys(store):
+            if key.name == DEMO_KEY_NAME and key.revoked_at is None:
+                revoke_key(store, key.key_id)
+    finally:
+        store.close()
 
 
 COMMANDS = [demo]

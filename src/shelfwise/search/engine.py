@@ -16,7 +16,7 @@ import pandas as pd
 
 from shelfwise.search.hybrid import HybridSearch
 from shelfwise.search.keyword import KeywordIndex, SearchPage
-from shelfwise.search.semantic import SemanticSearch, VectorIndex, item_texts
+from shelfwise.search.semantic import ITEM_TEXT_FIELDS, SemanticSearch, VectorIndex, item_texts
 
 # Bump when the index layout or item text changes, so old caches are not reused.
 CACHE_FORMAT = 1
@@ -53,7 +53,8 @@ def _fingerprint(items: pd.DataFrame, encoder_id: str) -> str:
 class SearchEngine:
     """Keyword, semantic and hybrid search over one catalogue.
 
-    ``encoder`` is a :class:`shelfwise.encoders.TextEncoder`; ``encoder_id`` names it in the cache
+    ``encoder`` is a :class:`shelfwise.encoders.TextEncoder` or an :class:`~shelfwise.encoders.OnnxTextEncoder`
+    (both have ``encode`` and ``dim``); ``encoder_id`` names it in the cache
     key (e.g. the fine-tuned artifact's path). ``fusion``, ``weights``, ``rrf_k`` and ``candidates``
     configure the hybrid mode; ``reranker`` enables hybrid-rerank.
     """
@@ -71,6 +72,7 @@ class SearchEngine:
         vector_options: dict | None = None,
         reranker=None,
         progress: bool = False,
+        cache_keyword: bool = True,
     ):
         self.encoder = encoder
         self.encoder_id = encoder_id
@@ -83,6 +85,9 @@ class SearchEngine:
         self.vector_options = dict(vector_options or {})
         self.reranker = reranker  # a shelfwise.search.rerank.Reranker enables "hybrid-rerank"
         self.progress = progress
+        # False keeps the keyword index in memory (it builds in a second): a server that adds items
+        # to it must not write into a cache folder that other processes read.
+        self.cache_keyword = cache_keyword
         self._texts: dict[str, str] | None = None
         self._items: pd.DataFrame | None = None
         self._keyword_folder: Path | None = None
@@ -95,8 +100,11 @@ class SearchEngine:
         """Take the catalogue. Each index is built (or loaded from the cache) the first time a mode
         needs it, so a keyword-only run never pays for encoding the catalogue."""
         self._items = items
-        self._keyword_folder = self.cache_dir / _fingerprint(items, "keyword") / "keyword" if self.cache_dir else None
-        self._vectors_folder = self.cache_dir / _fingerprint(items, self.encoder_id) / "vectors" if self.cache_dir else None
+        self._keyword_folder = self.cache_dir / _fingerprint(items, "keyword") / "keyword" if self.cache_dir and self.cache_keyword else None
+        # Vectors depend on the item text only: price, stock and popularity change daily and must
+        # not make the catalogue be encoded again.
+        text_columns = ["item_id", *(c for c in ITEM_TEXT_FIELDS if c in items.columns)]
+        self._vectors_folder = self.cache_dir / _fingerprint(items[text_columns], self.encoder_id) / "vectors" if self.cache_dir else None
         self._keyword = self._semantic = self._hybrid = None
         self._texts = None
         return self

@@ -9,6 +9,7 @@ tantivy itself, so they stay fast on the whole catalogue.
 
 from __future__ import annotations
 
+import bisect
 import json
 import math
 import shutil
@@ -24,6 +25,8 @@ DEFAULT_BOOSTS = {"title": 3.0, "brand": 2.0, "category": 1.5, "description": 1.
 # Raw (un-analysed) copies used for exact filters and facet counts.
 EXACT_FIELDS = {"brand": "brand_exact", "category": "category_exact"}
 FACET_FIELDS = {"brand": "brand_exact", "category": "category_exact", "in_stock": "in_stock"}
+# Edges of the "price" facet's bands: 0-25, 25-50, ..., 500+ (a shop's usual price filters).
+PRICE_EDGES = (25.0, 50.0, 100.0, 200.0, 500.0)
 KEYS_FILE = "shelfwise_keys.json"
 SETTINGS_FILE = "shelfwise_keyword.json"
 
@@ -113,6 +116,16 @@ def _number(value) -> float | None:
     except (TypeError, ValueError):
         return None
     return None if math.isnan(number) else number
+
+
+def _band_label(low: float | None, high: float | None) -> str:
+    return f"{low or 0:g}+" if high is None else f"{low or 0:g}-{high:g}"
+
+
+def price_band(price: float, edges: Sequence[float] = PRICE_EDGES) -> str:
+    """The ``price`` facet's label for a price: "0-25", "25-50", ..., "500+" (a band holds its lower edge)."""
+    position = bisect.bisect_right(edges, price)
+    return _band_label(edges[position - 1] if position else None, edges[position] if position < len(edges) else None)
 
 
 class KeywordIndex:
@@ -349,7 +362,8 @@ class KeywordIndex:
         facet_size: int = 20,
     ) -> SearchPage:
         """One page of results: ``top`` hits after skipping ``offset``, the total match count and,
-        for each name in ``facets`` (``brand``, ``category``, ``in_stock``), value -> count."""
+        for each name in ``facets`` (``brand``, ``category``, ``in_stock``), value -> count; the
+        ``price`` facet counts matches per band of :data:`PRICE_EDGES` (see :func:`price_band`)."""
         orders = _sort_orders()
         if sort not in orders:
             raise ValueError(f"unknown sort {sort!r}; expected one of {SORTS}")
@@ -386,17 +400,25 @@ class KeywordIndex:
 
     def _facets(self, searcher, query, names: Iterable[str], size: int) -> dict[str, dict[str, int]]:
         names = list(names)
-        unknown = set(names) - set(FACET_FIELDS)
+        unknown = set(names) - set(FACET_FIELDS) - {"price"}
         if unknown:
-            raise ValueError(f"unknown facets {sorted(unknown)}; expected some of {sorted(FACET_FIELDS)}")
+            raise ValueError(f"unknown facets {sorted(unknown)}; expected some of {sorted([*FACET_FIELDS, 'price'])}")
         if not names:
             return {}
-        request = {name: {"terms": {"field": FACET_FIELDS[name], "size": size}} for name in names}
+        request = {name: {"terms": {"field": FACET_FIELDS[name], "size": size}} for name in names if name != "price"}
+        if "price" in names:
+            bands = zip((None, *PRICE_EDGES), (*PRICE_EDGES, None))
+            request["price"] = {"range": {"field": "price", "ranges": [
+                {k: v for k, v in (("from", low), ("to", high)) if v is not None} for low, high in bands]}}
         result = searcher.aggregate(query, request)
-        return {
+        out = {
             name: {str(b.get("key_as_string", b["key"])): int(b["doc_count"]) for b in result.get(name, {}).get("buckets", [])}
-            for name in names
+            for name in names if name != "price"
         }
+        if "price" in names:
+            out["price"] = {_band_label(b.get("from"), b.get("to")): int(b["doc_count"])
+                            for b in result["price"]["buckets"] if b["doc_count"]}
+        return out
 
     def terms_with_prefix(self, prefix: str, limit: int = 10) -> list[tuple[str, int]]:
         """Indexed title words (stemmed) starting with ``prefix``, with their document counts."""

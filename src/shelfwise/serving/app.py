@@ -4,16 +4,17 @@ registry, API keys, the rate limiter and metrics as app state injected into the 
 from __future__ import annotations
 
 import os
+import time
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 import shelfwise
 from shelfwise.config import Settings
+from shelfwise.serving import errors
 from shelfwise.serving.auth import KeyCache
 from shelfwise.serving.event_writer import EventWriter
 from shelfwise.serving.history import HistoryReader
@@ -21,7 +22,8 @@ from shelfwise.serving.metrics import Metrics
 from shelfwise.serving.middleware import BodyLimitMiddleware, ObservabilityMiddleware
 from shelfwise.serving.models import ModelRegistry
 from shelfwise.serving.ratelimit import make_limiter
-from shelfwise.serving.routers import admin, events, health, items, metrics, recommendations, users
+from shelfwise.serving.routers import admin, dashboard, events, health, items, metrics, recommendations, search, users
+from shelfwise.serving.search_service import SearchService
 from shelfwise.store import Store
 
 STATIC = Path(__file__).resolve().parents[1] / "web" / "static"
@@ -34,19 +36,24 @@ everything else). Each key has a rate limit; over it the answer is 429 with `Ret
 
 
 def create_app(settings: Settings, store: Store | None = None, require_read_key: bool = True,
-               registry: ModelRegistry | None = None) -> FastAPI:
+               registry: ModelRegistry | None = None, search_semantic: bool | None = None) -> FastAPI:
     """The API for ``settings``' store. ``require_read_key=False`` lets reads through without a
     key (the demo); writes and administration always need one. The model is loaded here, so
-    the first request is served by a ready model; pass ``registry`` to share a loaded one."""
+    the first request is served by a ready model; pass ``registry`` to share a loaded one.
+    ``search_semantic=False`` serves keyword search only (default: env SHELFWISE_SEARCH_SEMANTIC,
+    on unless "0"); the semantic index builds in the background once the app starts."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        app.state.search.start()  # semantic and photo indexes build in the background
         yield
+        app.state.search.close()
         app.state.event_writer.close()  # stores what is queued before the process ends
         await app.state.limiter.close()
 
     app = FastAPI(title="shelfwise", version=shelfwise.__version__, description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
+    app.state.started_at = time.time()
     app.state.store = store = store or Store.open(settings)
     app.state.require_read_key = require_read_key
     app.state.metrics = app_metrics = Metrics() if registry is None else registry.metrics
@@ -58,10 +65,11 @@ def create_app(settings: Settings, store: Store | None = None, require_read_key:
         registry = ModelRegistry(settings, store, app_metrics)
         registry.load()
     app.state.registry = registry
+    app.state.search = SearchService(settings, store, semantic=search_semantic, metrics=app_metrics)
 
-    for module in (health, metrics, items, recommendations, users, events, admin):
+    for module in (health, metrics, items, recommendations, search, users, events, admin, dashboard):
         app.include_router(module.router)
-    app.add_exception_handler(RequestValidationError, _validation_error)
+    errors.install(app)
     # Added last = outermost: metrics also count the 413s of the body limit.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(ObservabilityMiddleware, metrics=app_metrics)
@@ -70,6 +78,10 @@ def create_app(settings: Settings, store: Store | None = None, require_read_key:
     @app.get("/", include_in_schema=False)
     def storefront() -> FileResponse:
         return FileResponse(STATIC / "index.html")
+
+    @app.get("/dashboard", include_in_schema=False)
+    def dashboard_page() -> FileResponse:
+        return FileResponse(STATIC / "dashboard.html")
 
     return app
 
@@ -83,21 +95,3 @@ def app_from_env() -> FastAPI:
     config = settings(quiet=os.environ.get("SHELFWISE_QUIET") == "1")
     setup_logging("WARNING" if config.quiet else "INFO")
     return create_app(config, require_read_key=os.environ.get("SHELFWISE_REQUIRE_READ_KEY", "1") != "0")
-
-
-def _where(loc: tuple) -> str:
-    """('body', 'events', 2, 'ts') -> 'events[2].ts'."""
-    parts = list(loc[1:] if loc and loc[0] == "body" else loc)
-    text = ""
-    for p in parts:
-        text += f"[{p}]" if isinstance(p, int) else (f".{p}" if text else str(p))
-    return text or "body"
-
-
-async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-    """422 with one readable line per problem (field path: message), no echo of the input."""
-    problems = [{"field": _where(tuple(e.get("loc", ()))), "message": e.get("msg", "invalid")} for e in exc.errors()]
-    summary = "; ".join(f"{p['field']}: {p['message']}" for p in problems[:5])
-    if len(problems) > 5:
-        summary += f"; and {len(problems) - 5} more"
-    return JSONResponse({"detail": summary, "errors": problems[:100]}, status_code=422)

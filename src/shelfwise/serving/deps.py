@@ -15,6 +15,7 @@ from shelfwise.serving.auth import ApiKey
 from shelfwise.serving.history import HistoryReader
 from shelfwise.serving.models import ModelRegistry
 from shelfwise.serving.recommend import RecommenderService
+from shelfwise.serving.search_service import SearchService
 from shelfwise.store import Store
 
 # The getters are ``async`` although they never wait: FastAPI would run plain functions in its
@@ -36,6 +37,10 @@ async def get_history(request: Request) -> HistoryReader:
 
 async def get_registry(request: Request) -> ModelRegistry:
     return request.app.state.registry
+
+
+async def get_search(request: Request) -> SearchService:
+    return request.app.state.search
 
 
 async def get_service(request: Request) -> RecommenderService:
@@ -92,6 +97,11 @@ AUTH_RESPONSES = {
     403: {"model": Problem, "description": "the API key lacks the scope this endpoint needs"},
     429: {"model": Problem, "description": "rate limit exceeded; see the Retry-After header"},
 }
+
+
+def answers(**described: str) -> dict[int, dict]:
+    """OpenAPI ``responses`` for an operation's own errors: ``answers(e404="no such item")``."""
+    return {int(code.removeprefix("e")): {"model": Problem, "description": text} for code, text in described.items()}
 
 read_access = require("read")
 events_access = require("events")

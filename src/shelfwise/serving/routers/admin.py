@@ -11,10 +11,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from shelfwise.config import Settings
 from shelfwise.ingest import IngestError, ingest_frame
 from shelfwise.schema import Event, Item, User
-from shelfwise.serving.deps import AUTH_RESPONSES, admin_access, get_registry, get_settings, get_store
+from shelfwise.serving.deps import AUTH_RESPONSES, admin_access, answers, get_registry, get_search, get_settings, get_store
 from shelfwise.serving.pii import pseudonymize
 from shelfwise.serving.models import ModelNotFound, ModelRegistry, available_models
 from shelfwise.serving.ranking import MerchandisingRules
+from shelfwise.serving.search_service import SearchService
 from shelfwise.serving.routers.events import ingest_error_detail, masked_event_rows
 from shelfwise.store import Store
 
@@ -47,7 +48,7 @@ def models(registry: ModelRegistry = Depends(get_registry), settings: Settings =
                      available=available_models(settings))
 
 
-@router.post("/reload", response_model=Switch)
+@router.post("/reload", response_model=Switch, responses=answers(e404="no such model or version"))
 async def reload(body: ReloadRequest | None = None, registry: ModelRegistry = Depends(get_registry)) -> Switch:
     """Load a model version and switch to it atomically: requests in flight finish on the old
     one, no request fails. Without a body: the default model's latest version (also refits a
@@ -60,7 +61,7 @@ async def reload(body: ReloadRequest | None = None, registry: ModelRegistry = De
     return Switch(previous=old.to_dict() if old else None, current=new.to_dict())
 
 
-@router.post("/rollback", response_model=Switch)
+@router.post("/rollback", response_model=Switch, responses=answers(e409="no previous model to go back to"))
 async def rollback(registry: ModelRegistry = Depends(get_registry)) -> Switch:
     """Serve the previous model again (the current one becomes the previous)."""
     try:
@@ -84,12 +85,12 @@ class IngestOut(BaseModel):
     events_already_stored: int = 0
 
 
-@router.post("/ingest", response_model=IngestOut)
+@router.post("/ingest", response_model=IngestOut, responses=answers(e413="too many records in one batch"))
 def ingest(batch: IngestBatch, store: Store = Depends(get_store), registry: ModelRegistry = Depends(get_registry),
-           settings: Settings = Depends(get_settings)) -> IngestOut:
+           settings: Settings = Depends(get_settings), search: SearchService = Depends(get_search)) -> IngestOut:
     """Upsert items and users and add events; each kind is one transaction (items first, so
-    events may name new items). New stock levels and titles are served at once; new items
-    become recommendable at the next reload."""
+    events may name new items). New stock levels and titles are served at once (and searchable by
+    keyword; by meaning moments later); new items become recommendable at the next reload."""
     total = len(batch.items) + len(batch.users) + len(batch.events)
     if total == 0:
         raise HTTPException(422, "empty batch: send some of 'items', 'users', 'events'")
@@ -102,6 +103,7 @@ def ingest(batch: IngestBatch, store: Store = Depends(get_store), registry: Mode
             frame = pd.DataFrame([i.model_dump(mode="json") for i in batch.items])
             out.items = ingest_frame(store, "items", frame, source="POST /admin/ingest").stored
             registry.refresh_catalogue()
+            search.upsert([i.item_id for i in batch.items])  # searchable by keyword at once
         kind = "users"
         if batch.users:
             rows = [{**u.model_dump(mode="json"), "user_id": pseudonymize(u.user_id, settings.pii_salt)} for u in batch.users]

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from shelfwise.config import Settings
 from shelfwise.ingest import IngestError
 from shelfwise.schema import Event
-from shelfwise.serving.deps import AUTH_RESPONSES, events_access, get_settings
+from shelfwise.serving.deps import AUTH_RESPONSES, answers, events_access, get_settings
 from shelfwise.serving.pii import mask_text, pseudonymize
 
 router = APIRouter(tags=["events"], responses=AUTH_RESPONSES)
@@ -56,7 +56,8 @@ def ingest_error_detail(e: IngestError, field_prefix: str) -> str:
     return f"{where}{what}: {e.error.message}{more}; nothing from {field_prefix!r} was stored"
 
 
-@router.post("/events", response_model=EventsStored, dependencies=[Depends(events_access)])
+@router.post("/events", response_model=EventsStored, dependencies=[Depends(events_access)],
+             responses=answers(e413="too many events in one batch"))
 async def post_events(batch: EventBatch, request: Request, settings: Settings = Depends(get_settings)) -> EventsStored:
     """Store a batch of events (all or nothing) before answering. Re-sent events with a known
     ``event_id`` are skipped, so a client may safely retry. Needs a key with the ``events`` scope."""

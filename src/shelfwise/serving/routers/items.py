@@ -6,7 +6,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel
 
-from shelfwise.serving.deps import AUTH_RESPONSES, get_store, read_access
+from shelfwise.serving.deps import AUTH_RESPONSES, answers, get_store, read_access
 from shelfwise.store import Store, items
 
 router = APIRouter(tags=["items"], dependencies=[Depends(read_access)], responses=AUTH_RESPONSES)
@@ -55,7 +55,7 @@ def list_items(
         return ItemPage(results=[_item(r) for r in rows], total=total, page=page, per_page=per_page)
 
 
-@router.get("/items/{item_id}", response_model=ItemOut)
+@router.get("/items/{item_id}", response_model=ItemOut, responses=answers(e404="no item with this id"))
 def get_item(item_id: str, store: Store = Depends(get_store)) -> ItemOut:
     with store.engine.connect() as conn:
         row = conn.execute(sa.select(items).where(items.c.item_id == item_id)).first()

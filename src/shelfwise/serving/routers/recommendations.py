@@ -13,13 +13,14 @@ from typing import Annotated, Literal
 
 import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from shelfwise.config import Settings
-from shelfwise.serving.deps import AUTH_RESPONSES, get_history, get_service, get_settings, read_access
+from shelfwise.serving.deps import AUTH_RESPONSES, answers, get_history, get_service, get_settings, read_access
 from shelfwise.serving.history import HistoryReader
 from shelfwise.serving.pii import pseudonymize
-from shelfwise.serving.recommend import Recommendation, RecommenderService
+from shelfwise.serving.recommend import RecommenderService
 
 router = APIRouter(tags=["recommendations"], dependencies=[Depends(read_access)], responses=AUTH_RESPONSES)
 
@@ -66,55 +67,56 @@ class SimilarItems(BaseModel):
     items: list[RecommendedItem]
 
 
-def _item(service: RecommenderService, item_id: str, score: float, reason: str, because=(), pinned=False, boosted=False):
+# The answers are built as plain dicts and sent as they are: validating them through the
+# response models cost more than computing them (the models still document the shape, and
+# tests/test_api_schema.py checks the answers against it).
+def _item(service: RecommenderService, item_id: str, score: float, reason: str, because=(), pinned=False, boosted=False) -> dict:
     c = service.catalogue
     i = service.index_of[item_id]
     price = c.prices[i]
-    return RecommendedItem(
-        item_id=item_id, title=c.titles[i], category=c.categories[i], price=None if np.isnan(price) else float(price),
-        image=c.images[i], score=score, reason=reason, pinned=pinned, boosted=boosted,
-        because=[ItemRef(item_id=b, title=c.titles[service.index_of[b]]) for b in because],
-    )
+    return {
+        "item_id": item_id, "title": c.titles[i], "category": c.categories[i], "price": None if np.isnan(price) else float(price),
+        "image": c.images[i], "score": score, "reason": reason, "pinned": pinned, "boosted": boosted,
+        "because": [{"item_id": b, "title": c.titles[service.index_of[b]]} for b in because],
+    }
 
 
-def _items(service: RecommenderService, recs: list[Recommendation]) -> list[RecommendedItem]:
-    return [_item(service, r.item_id, r.score, r.reason, r.because, r.pinned, r.boosted) for r in recs]
+def _answer(service: RecommenderService, recs, **fields) -> JSONResponse:
+    return JSONResponse({**fields, "model": _model(service),
+                         "items": [_item(service, r.item_id, r.score, r.reason, r.because, r.pinned, r.boosted) for r in recs]})
 
 
-def _model(service: RecommenderService) -> ModelRef:
-    return ModelRef(name=service.info.name, version=service.info.version)
-
-
+def _model(service: RecommenderService) -> dict:
+    return {"name": service.info.name, "version": service.info.version}
 
 
 @router.get("/recommendations/{user_id}", response_model=RecommendationList)
 async def recommend_for_user(user_id: Id, k: K = 10, exclude_history: ExcludeHistory = False,
                        histories: HistoryReader = Depends(get_history), settings: Settings = Depends(get_settings),
-                       service: RecommenderService = Depends(get_service)) -> RecommendationList:
+                       service: RecommenderService = Depends(get_service)) -> JSONResponse:
     """The next items for a registered user, from their newest events. Purchased and
     out-of-stock items are left out; the shop's pins, boosts and diversity apply; each item
     names the history items behind it. A user without history gets the shop's bestsellers."""
     history = histories.read("user_id", pseudonymize(user_id, settings.pii_salt))
     recs = service.recommend(history.items, history.purchased, k, exclude_history)
-    return RecommendationList(user_id=user_id, model=_model(service), history_length=len(history.items), items=_items(service, recs))
+    return _answer(service, recs, user_id=user_id, history_length=len(history.items))
 
 
 @router.get("/sessions/{session_id}/recommendations", response_model=RecommendationList)
 async def recommend_for_session(session_id: Id, k: K = 10, exclude_history: ExcludeHistory = False,
                           histories: HistoryReader = Depends(get_history), settings: Settings = Depends(get_settings),
-                          service: RecommenderService = Depends(get_service)) -> RecommendationList:
+                          service: RecommenderService = Depends(get_service)) -> JSONResponse:
     """The next items for an anonymous session, from the session's events so far."""
     history = histories.read("session_id", pseudonymize(session_id, settings.pii_salt))
     recs = service.recommend(history.items, history.purchased, k, exclude_history)
-    return RecommendationList(session_id=session_id, model=_model(service), history_length=len(history.items),
-                              items=_items(service, recs))
+    return _answer(service, recs, session_id=session_id, history_length=len(history.items))
 
 
-@router.get("/items/{item_id}/similar", response_model=SimilarItems)
-async def similar_items(item_id: Id, k: K = 10, service: RecommenderService = Depends(get_service)) -> SimilarItems:
+@router.get("/items/{item_id}/similar", response_model=SimilarItems, responses=answers(e404="no item with this id in the catalogue the model serves"))
+async def similar_items(item_id: Id, k: K = 10, service: RecommenderService = Depends(get_service)) -> JSONResponse:
     """Items shoppers view or buy next to this one (co-occurrence in the shop's sequences),
     topped up with popular items of its category; only items in stock."""
     if item_id not in service.index_of:
         raise HTTPException(404, f"no item {item_id!r} in the catalogue the model serves")
     similar = service.similar(item_id, k)
-    return SimilarItems(item_id=item_id, model=_model(service), items=[_item(service, i, s, r) for i, s, r in similar])
+    return JSONResponse({"item_id": item_id, "model": _model(service), "items": [_item(service, i, s, r) for i, s, r in similar]})
