@@ -106,7 +106,9 @@ def wait_ready(client: httpx.Client, process: subprocess.Popen, search: bool) ->
         assert process.poll() is None, "the server exited"
         try:
             ready = client.get("/readyz").json()
-            if ready.get("status") == "ready" and (not search or ready.get("search", {}).get("semantic", True) in (True, "ready")):
+            # Search: the semantic index is built and the shop's past queries are encoded.
+            searching = ready.get("search", {})
+            if ready.get("status") == "ready" and (not search or searching.get("past_queries", "").endswith("encoded")):
                 return
         except (httpx.TransportError, ValueError):
             pass

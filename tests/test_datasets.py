@@ -57,6 +57,16 @@ def test_query_item_pairs_grades_strongest_action(shop):
     ]
 
 
+def test_judgments_from_logs_put_grades_on_the_judgments_scale(shop):
+    from shelfwise.tuning.judgments import judgments_from_logs
+
+    judged = judgments_from_logs(shop)
+    assert judged.to_dict("records") == [
+        {"query": "red pan", "item_id": "b", "relevance": 1.0},  # shown, skipped
+        {"query": "red pan", "item_id": "c", "relevance": 2.75},  # clicked, then carted
+    ]
+
+
 def test_leave_one_out():
     seqs = Sequences.from_lists([[1, 2, 3, 4], [2, 3], [5, 1, 2]], n_items=5)
     split = leave_one_out(seqs)

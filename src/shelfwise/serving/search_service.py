@@ -304,12 +304,14 @@ class SearchService:
         most searches repeat one, and a batch costs a fraction of one-at-a-time encoding."""
         counts = Counter(normalise(q) for q in self._past_queries)
         queries = [q for q, _ in counts.most_common(QUERY_VECTOR_CACHE // 2) if q][::-1]
+        self.state["past_queries"] = "encoding"
         for start in range(0, len(queries), 256):
             batch = queries[start:start + 256]
             with single_threaded():
                 vectors = self._semantic.encoder.encode(batch, batch_size=64)
             for query, vector in zip(batch, vectors):
                 self.query_vectors.put(query, vector[None, :])
+        self.state["past_queries"] = f"{len(queries)} encoded"
 
     def _build_photos(self) -> None:
         from shelfwise.multimodal.model import MultimodalModel

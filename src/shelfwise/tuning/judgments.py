@@ -1,4 +1,5 @@
-"""Relevance judgments (Home Depot format: query, product_id, relevance 1..3) and splits by query.
+"""Relevance judgments (Home Depot format: query, product_id, relevance 1..3), judgments read
+from the shop's own logs, and splits by query.
 
 Splitting by query (never by row) keeps every judgment of a query on one side, so validation
 measures how the model does on queries it has not seen.
@@ -28,6 +29,22 @@ def read_judgments(path: Path | str) -> pd.DataFrame:
         raise ValueError(f"{path}, line {line}: relevance {frame['relevance'][bad].iloc[0]!r} is not a number")
     frame = frame.assign(query=frame["query"].str.strip().str.lower(), relevance=relevance.astype(float))
     return frame[frame["query"] != ""][["query", "item_id", "relevance"]].reset_index(drop=True)
+
+
+# The shop's logs on the judgments' scale: an item shown after a search and skipped is
+# irrelevant (1); one the shopper viewed or clicked is relevant (2.5, a positive for the
+# bi-encoder's default threshold of 2.33); a cart and a purchase say more (2.75, 3).
+LOG_RELEVANCE = {0: 1.0, 1: 2.5, 2: 2.75, 3: 3.0}
+
+
+def judgments_from_logs(store) -> pd.DataFrame:
+    """Judgments from the store's events: each search, the items acted on or skipped after it
+    in the same session (``shelfwise.datasets.store_data.query_item_pairs``), graded as above."""
+    from shelfwise.datasets.store_data import query_item_pairs
+
+    pairs = query_item_pairs(store)
+    relevance = pairs["grade"].map(LOG_RELEVANCE).astype(float)
+    return pairs.assign(relevance=relevance)[["query", "item_id", "relevance"]].reset_index(drop=True)
 
 
 def query_bucket(query: str, salt: str = "shelfwise") -> float:
