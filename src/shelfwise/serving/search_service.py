@@ -34,6 +34,7 @@ from shelfwise.search.engine import ITEM_COLUMNS, SearchEngine
 from shelfwise.search.keyword import Filters, Hit, SearchPage, price_band
 from shelfwise.search.semantic import item_texts, single_threaded
 from shelfwise.search.suggest import QuerySuggester, SpellingCorrector, normalise
+from shelfwise.serving.encoder import serving_text_encoder
 from shelfwise.serving.recommend import LRU
 from shelfwise.store import Store, items as items_table
 
@@ -61,22 +62,6 @@ class SearchUnavailable(RuntimeError):
 
 def semantic_enabled(flag: bool | None) -> bool:
     return flag if flag is not None else os.environ.get(SEMANTIC_ENV, "1") != "0"
-
-
-_encoder = None
-_encoder_lock = threading.Lock()
-
-
-def shared_text_encoder():
-    """One MiniLM per process: it takes seconds to load, and every app in the process (tests,
-    a reload) can share it."""
-    global _encoder
-    with _encoder_lock:
-        if _encoder is None:
-            from shelfwise.encoders.text import TextEncoder
-
-            _encoder = TextEncoder()
-        return _encoder
 
 
 def photo_model_path(settings: Settings) -> Path | None:
@@ -193,7 +178,7 @@ class SearchService:
     and photo indexes, then updates); ``close()`` stops it."""
 
     def __init__(self, settings: Settings, store: Store, semantic: bool | None = None, metrics=None,
-                 encoder_factory=shared_text_encoder):
+                 encoder_factory=serving_text_encoder):
         self.settings = settings
         self.store = store
         self.metrics = metrics
@@ -291,7 +276,7 @@ class SearchService:
 
     def _build_semantic(self) -> None:
         self.state["semantic"] = "building"
-        self.engine.encoder = self.encoder_factory()
+        self.engine.use_encoder(*self.encoder_factory(self.settings))
         with cache_lock(self.engine.cache_dir), single_threaded():
             semantic = self.engine.semantic  # loaded from the cache, or built and cached
         self._semantic = semantic
@@ -327,7 +312,9 @@ class SearchService:
         frame = pd.DataFrame({"item_id": [c.id for c in cards], "title": [c.title for c in cards],
                               "image": [c.image if c.image and Path(c.image).is_file() else "" for c in cards]})
         with single_threaded():
-            photos = MultimodalSearch(MultimodalModel.load(path), text_encoder=self.encoder_factory()).fit(frame)
+            # The alignment was trained on the torch encoder's vectors; the int8 ONNX ones stay
+            # within cosine 0.98 of them (tests/test_encoders_onnx.py).
+            photos = MultimodalSearch(MultimodalModel.load(path), text_encoder=self.encoder_factory(self.settings)[0]).fit(frame)
         self._photos = photos
         self.state["photos"] = "ready"
 
