@@ -12,14 +12,12 @@ from shelfwise.commands.search import ADVERSARY_NAMES, COMMANDS, METHOD_NAMES, M
 from shelfwise.config import Settings
 
 PRODUCTS = "product_id,title\n1,Cordless Drill Kit\n2,Hammer Drill\n3,Claw Hammer\n4,Garden Hose 50 ft\n5,Hose Nozzle\n6,Ceiling Fan\n"
-JUDGMENTS = "query,product_id,relevance\n" + "".join(
-    f"{q},{i},{r}\n"
-    for q, i, r in [
-        ("drill", 1, 3), ("drill", 3, 1), ("hammer", 3, 3), ("hose", 4, 2.67), ("fan", 6, 3), ("garden hose", 4, 3),
-        ("nozzle", 5, 2.5), ("ceiling fan", 6, 3), ("cordless drill", 1, 3), ("claw hammer", 3, 3), ("hammer drill", 2, 3),
-        ("spray nozzle", 5, 3), ("drill kit", 1, 3), ("fan light", 6, 2.5), ("water hose", 4, 3), ("hose end", 5, 2.5),
-    ]
-)
+JUDGMENTS_ROWS = [
+    ("drill", 1, 3), ("drill", 3, 1), ("hammer", 3, 3), ("hose", 4, 2.67), ("fan", 6, 3), ("garden hose", 4, 3),
+    ("nozzle", 5, 2.5), ("ceiling fan", 6, 3), ("cordless drill", 1, 3), ("claw hammer", 3, 3), ("hammer drill", 2, 3),
+    ("spray nozzle", 5, 3), ("drill kit", 1, 3), ("fan light", 6, 2.5), ("water hose", 4, 3), ("hose end", 5, 2.5),
+]
+JUDGMENTS = "query,product_id,relevance\n" + "".join(f"{q},{i},{r}\n" for q, i, r in JUDGMENTS_ROWS)
 
 
 def test_registries_match_cli_choices():
@@ -81,6 +79,37 @@ def test_finetune_then_run_with_model(files):
     run_out = files / "run_tuned.tsv"
     _run(["run", "--products", str(files / "products.csv"), "--queries", str(files / "queries.txt"), "--model", str(out), "--mode", "semantic", "--top", "2", "--out", str(run_out)], files)
     assert len(run_out.read_text().splitlines()) == 1 + 3 * 2
+
+
+def test_finetune_on_the_stores_own_search_logs(files):
+    """No files: the catalogue and the judgments come from the store (searches followed by
+    clicks, carts or purchases in the same session; skipped impressions are negatives)."""
+    import pandas as pd
+
+    from shelfwise.ingest import ingest_frame
+    from shelfwise.search.engine import read_products
+    from shelfwise.store import Store
+
+    settings = Settings(home=files / "home", quiet=True)
+    empty = CliRunner().invoke(search, ["finetune", "--out", str(files / "m0")], obj=settings)
+    assert empty.exit_code != 0 and "0 items and 0 search judgments" in empty.output
+    half = CliRunner().invoke(search, ["finetune", "--products", str(files / "products.csv"), "--out", str(files / "m0")], obj=settings)
+    assert half.exit_code != 0 and "both --products and --judgments, or neither" in half.output
+
+    store = Store.open(settings)
+    ingest_frame(store, "items", read_products(files / "products.csv"))
+    rows = []
+    for n, (query, item, other) in enumerate([(q, str(i), "6" if i != 6 else "1") for q, i, r in JUDGMENTS_ROWS if r >= 2.5]):
+        t = 1_700_000_000 + 600 * n
+        rows += [{"session_id": f"s{n}", "type": "search", "query": query, "ts": t},
+                 {"session_id": f"s{n}", "type": "impression", "item_id": other, "position": 0, "ts": t + 1},
+                 {"session_id": f"s{n}", "type": "click", "item_id": item, "ts": t + 5}]
+    ingest_frame(store, "events", pd.DataFrame(rows))
+    store.close()
+    out = files / "from-logs"
+    result = _run(["finetune", "--method", "lora", "--out", str(out), "--max-steps", "2", "--batch-size", "4",
+                   "--eval-every", "1", "--valid-fraction", "0.3"], files)
+    assert json.loads(result.stdout)["steps"] == 2 and (out / "latest").is_file()
 
 
 def test_suggest(files):

@@ -85,8 +85,8 @@ def run(obj: Settings, products: Path, queries: Path, model: Path | None, mode: 
 
 
 @search.command()
-@click.option("--products", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Products CSV (as for `search run`).")
-@click.option("--judgments", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path), help="CSV query,product_id,relevance (1..3, Home Depot format).")
+@click.option("--products", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Products CSV (as for `search run`); without it and --judgments, the store's catalogue.")
+@click.option("--judgments", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="CSV query,product_id,relevance (1..3, Home Depot format); without it and --products, the store's search logs.")
 @click.option("--target", type=click.Choice(TARGETS), default="bi-encoder", show_default=True, help="The retrieval encoder, or the cross-encoder reranker (MiniLM + new head).")
 @click.option("--method", type=click.Choice(METHOD_NAMES), default="lora", show_default=True, help="Which weights to train: all (full) or a PEFT adapter.")
 @click.option("--adversarial", type=click.Choice(ADVERSARY_NAMES), default="none", show_default=True, help="Adversarial training on the embedding layer.")
@@ -102,20 +102,20 @@ def run(obj: Settings, products: Path, queries: Path, model: Path | None, mode: 
 @click.option("--valid-queries", type=click.IntRange(1), default=200, show_default=True, help="Validation queries scored at each check (their judged items + BM25 top 30 form the pool).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.pass_obj
-def finetune(obj: Settings, products: Path, judgments: Path, target: str, method: str, adversarial: str, out: Path, max_steps: int, batch_size: int, learning_rate: float | None, negatives: int, hard_negatives: str, valid_fraction: float, eval_every: int, patience: int, valid_queries: int, seed: int) -> None:
+def finetune(obj: Settings, products: Path | None, judgments: Path | None, target: str, method: str, adversarial: str, out: Path, max_steps: int, batch_size: int, learning_rate: float | None, negatives: int, hard_negatives: str, valid_fraction: float, eval_every: int, patience: int, valid_queries: int, seed: int) -> None:
     """Fine-tune MiniLM on relevance judgments: the bi-encoder (contrastive, in-batch + hard negatives)
-    or the cross-encoder reranker (graded relevance loss)."""
+    or the cross-encoder reranker (graded relevance loss). Without --products and --judgments, on
+    the shop's own store: its catalogue, and judgments from its logs (items clicked, carted or
+    bought after a search are relevant; items shown and skipped are not)."""
     import json
 
-    from shelfwise.search.engine import read_products
     from shelfwise.tuning.bi_encoder import BiEncoderConfig, BiEncoderTuner
     from shelfwise.tuning.cross_encoder import CrossEncoderConfig, CrossEncoderTuner
-    from shelfwise.tuning.judgments import read_judgments, split_by_query
+    from shelfwise.tuning.judgments import split_by_query
     from shelfwise.tuning.methods import get_method
 
     try:
-        items = read_products(products)
-        judged = read_judgments(judgments)
+        items, judged, source = _training_data(obj, products, judgments)
         if target == "cross-encoder":
             if adversarial != "none":
                 raise ValueError("--adversarial applies to the bi-encoder only")
@@ -139,7 +139,7 @@ def finetune(obj: Settings, products: Path, judgments: Path, target: str, method
     # A salt of its own: this split is independent of any split the judgments file came from.
     parts = split_by_query(judged, {"train": 1 - valid_fraction, "valid": valid_fraction}, salt="shelfwise-finetune")
     if parts["train"].empty or parts["valid"].empty:
-        raise click.ClickException(f"{judgments}: too few queries to hold out {valid_fraction:.0%} for validation")
+        raise click.ClickException(f"{source}: too few queries to hold out {valid_fraction:.0%} for validation")
     tuner = tuner_class(config, progress=not obj.quiet).fit(items, parts["train"], parts["valid"])
     artifact = tuner.save(out)
     metrics = {k: v for k, v in tuner.metrics.items() if k != "history"}
@@ -188,6 +188,29 @@ def export_onnx(obj: Settings, model: Path | None, out: Path, int8: bool) -> Non
         raise click.ClickException(str(e)) from e
     files = {p.name: p.stat().st_size for p in sorted(folder.glob("*.onnx"))}
     click.echo(json.dumps({"out": str(folder), "files": files}, indent=2))
+
+
+def _training_data(obj: Settings, products: Path | None, judgments: Path | None):
+    """(items, judgments, where they came from): the two files, or the store and its logs."""
+    from shelfwise.search.engine import ITEM_COLUMNS, read_products
+    from shelfwise.tuning.judgments import judgments_from_logs, read_judgments
+
+    if products and judgments:
+        return read_products(products), read_judgments(judgments), judgments
+    if products or judgments:
+        raise ValueError("give both --products and --judgments, or neither (to train on the store and its search logs)")
+    from shelfwise.store import Store
+
+    store = Store.open(obj)
+    try:
+        catalogue = store.items_frame()
+        judged = judgments_from_logs(store)
+    finally:
+        store.close()
+    if catalogue.empty or judged.empty:
+        raise ValueError(f"the store in {obj.home} has {len(catalogue)} items and {len(judged)} search judgments in its logs; "
+                         "ingest the catalogue and events with searches (or pass --products and --judgments)")
+    return catalogue[[c for c in ITEM_COLUMNS if c in catalogue.columns]], judged, "the store's search logs"
 
 
 def _load_reranker(path: Path, top_n: int):
