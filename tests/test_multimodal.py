@@ -196,24 +196,32 @@ def test_read_catalogue_errors(tmp_path):
         read_catalogue(tmp_path / "b.csv")
 
 
-def test_cli_search_image_by_text_and_by_photo(catalogue, tmp_path):
+def test_search_run_through_a_multimodal_model_by_text_and_by_photo(catalogue, tmp_path):
+    """`shelfwise search run --model OUT/model` on a catalogue of photos only (no titles): text
+    queries find products by their photos, and --image finds them by a photo."""
     import csv
 
     from click.testing import CliRunner
 
-    from shelfwise.commands.multimodal import BENCH, SEARCH, image, multimodal
+    from shelfwise.commands.multimodal import BENCH, SEARCH, multimodal
+    from shelfwise.commands.search import search
     from shelfwise.config import Settings
 
-    assert BENCH == [multimodal] and [c.name for c in SEARCH] == ["image", "voice"]
+    assert BENCH == [multimodal] and [c.name for c in SEARCH] == ["voice"]
+    settings = Settings(home=tmp_path / "home", quiet=True)
     (tmp_path / "queries.txt").write_text("red top\n\nred top\nblue jeans\n")
     out = tmp_path / "run.tsv"
-    args = ["--products", str(catalogue / "photos_only.csv"), "--model", str(catalogue / "model"), "--queries", str(tmp_path / "queries.txt"),
+    args = ["run", "--products", str(catalogue / "photos_only.csv"), "--model", str(catalogue / "model"), "--queries", str(tmp_path / "queries.txt"),
             "--image", str(catalogue / "photos" / "blue.jpg"), "--top", "2", "--out", str(out)]
-    result = CliRunner().invoke(image, args, obj=Settings(home=tmp_path / "home", quiet=True), catch_exceptions=False)
+    result = CliRunner().invoke(search, args, obj=settings, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     rows = list(csv.reader(out.open(), delimiter="\t"))
-    assert rows[0] == ["query", "product_id", "rank", "score", "title"]
+    assert rows[0] == ["query", "product_id", "rank", "score"]
     assert [r[0] for r in rows[1:]] == ["red top"] * 2 + ["blue jeans"] * 2 + [str(catalogue / "photos" / "blue.jpg")] * 2
     assert rows[-2][1] == "p2"
-    missing = CliRunner().invoke(image, ["--products", str(catalogue / "photos_only.csv"), "--model", str(catalogue / "model")], obj=Settings(home=tmp_path / "home", quiet=True))
+    missing = CliRunner().invoke(search, ["run", "--products", str(catalogue / "photos_only.csv"), "--model", str(catalogue / "model"),
+                                          "--out", str(out)], obj=settings)
     assert missing.exit_code != 0 and "--queries" in missing.output
+    no_model = CliRunner().invoke(search, ["run", "--products", str(catalogue / "photos_only.csv"), "--image", str(catalogue / "photos" / "blue.jpg"),
+                                           "--out", str(out)], obj=settings)
+    assert no_model.exit_code != 0 and "multimodal" in no_model.output

@@ -1,6 +1,7 @@
 """Multimodal commands: ``shelfwise bench multimodal`` (train + measure the photo <-> name
-alignment and the item fusion on the fashion data), ``shelfwise search image`` (a catalogue of
-photos and/or names searched by text or by photo) and ``shelfwise search voice`` (spoken queries).
+alignment and the item fusion on the fashion data), the photo search behind ``shelfwise search
+run --model <multimodal model>`` (a catalogue of photos and/or names searched by text or by
+photo) and ``shelfwise search voice`` (spoken queries).
 
 Heavy imports (torch, the encoders) happen inside the commands so ``--help`` stays fast.
 """
@@ -52,8 +53,8 @@ def multimodal_search_rows(products: Path, model: Path, queries: list[str], imag
     """Rank a photo and/or name catalogue for text queries and query photos through the aligned space.
 
     Returns TSV rows (query, product_id, rank, score, title) and the catalogue items that were
-    skipped (unreadable photo, nothing to index) with the reason. ``shelfwise search run`` can
-    delegate here for catalogues with an ``image`` column or when given ``--image``.
+    skipped (unreadable photo, nothing to index) with the reason. ``shelfwise search run`` comes
+    here when its ``--model`` is a multimodal model.
     """
     from shelfwise.multimodal.model import MultimodalModel
     from shelfwise.multimodal.search import MultimodalSearch, read_catalogue
@@ -68,47 +69,6 @@ def multimodal_search_rows(products: Path, model: Path, queries: list[str], imag
         for rank, hit in enumerate(page.hits, start=1):
             rows.append([query, hit.item_id, rank, f"{hit.score:.6f}", engine.titles.get(hit.item_id, "")])
     return rows, engine.skipped
-
-
-@click.command("image")
-@click.option("--products", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path), help="CSV with product_id (or item_id) and a title and/or an image (photo path, relative to the CSV) per product.")
-@click.option("--model", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path), help="A multimodal model (`bench multimodal` writes one to OUT/model).")
-@click.option("--queries", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Text queries, one per line.")
-@click.option("--image", "images", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path), help="A query photo (repeatable): search by photo.")
-@click.option("--top", type=click.IntRange(1), default=10, show_default=True)
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="TSV: query, product_id, rank, score, title (default: print to stdout).")
-@click.option("--threads", type=click.IntRange(1), help="torch CPU threads.")
-@click.pass_obj
-def image(obj: Settings, products: Path, model: Path, queries: Path | None, images: tuple[Path, ...], top: int, out: Path | None, threads: int | None) -> None:
-    """Search a catalogue of photos (and/or names) by text queries or by photo."""
-    import csv
-    import sys
-
-    from shelfwise.encoders.image import ImageReadError
-
-    if not queries and not images:
-        raise click.UsageError("give --queries FILE and/or --image PATH")
-    _threads(threads)
-    query_list = []
-    if queries:
-        lines = [line.strip() for line in queries.read_text(encoding="utf-8").splitlines()]
-        query_list = list(dict.fromkeys(q.replace("\t", " ") for q in lines if q))
-    try:
-        rows, skipped = multimodal_search_rows(products, model, query_list, list(images), top, progress=not obj.quiet)
-    except (ValueError, ImageReadError) as e:
-        raise click.ClickException(str(e)) from e
-    for item_id, reason in skipped.items():
-        click.echo(f"skipped product {item_id}: {reason}", err=True)
-    handle = out.open("w", newline="", encoding="utf-8") if out else sys.stdout
-    try:
-        writer = csv.writer(handle, delimiter="\t", lineterminator="\n", quoting=csv.QUOTE_NONE, escapechar="\\")
-        writer.writerow(["query", "product_id", "rank", "score", "title"])
-        writer.writerows(rows)
-    finally:
-        if out:
-            handle.close()
-    if out and not obj.quiet:
-        click.echo(f"{len(query_list)} text and {len(images)} photo queries: wrote {out}", err=True)
 
 
 @click.command("voice")
@@ -177,7 +137,7 @@ def voice(obj: Settings, files: tuple[Path, ...], products: Path, model: Path | 
 
 
 BENCH = [multimodal]
-SEARCH = [image, voice]
+SEARCH = [voice]
 
 
 if __name__ == "__main__":

@@ -29,9 +29,10 @@ def search() -> None:
 
 
 @search.command()
-@click.option("--products", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path), help="CSV with product_id (or item_id), title and optional description, category, brand, price, in_stock.")
-@click.option("--queries", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Text file, one query per line.")
-@click.option("--model", type=click.Path(exists=True, file_okay=False, path_type=Path), help="Fine-tuned encoder (a `search finetune --out` folder) or an ONNX export (`search export-onnx --out`); default the pretrained MiniLM.")
+@click.option("--products", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path), help="CSV with product_id (or item_id), title and optional description, category, brand, price, in_stock; with a multimodal --model, a title and/or an image (photo path) per product.")
+@click.option("--queries", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Text file, one query per line.")
+@click.option("--image", "images", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path), help="A query photo (repeatable): search by photo; needs a multimodal --model.")
+@click.option("--model", type=click.Path(exists=True, file_okay=False, path_type=Path), help="Fine-tuned encoder (a `search finetune --out` folder), an ONNX export (`search export-onnx --out`), or a multimodal model (`bench multimodal` writes OUT/model: search photos by text, and by --image); default the pretrained MiniLM.")
 @click.option("--mode", type=click.Choice(MODES), default="hybrid", show_default=True)
 @click.option("--reranker", type=click.Path(exists=True, file_okay=False, path_type=Path), help="Trained cross-encoder (`search finetune --target cross-encoder --out`), for --mode hybrid-rerank.")
 @click.option("--rerank-top", type=click.IntRange(1), default=20, show_default=True, help="How many hybrid hits the reranker reorders.")
@@ -43,12 +44,19 @@ def search() -> None:
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="TSV: query, product_id, rank, score.")
 @click.option("--no-cache", is_flag=True, help="Do not keep or reuse built indexes in <home>/search/indexes.")
 @click.pass_obj
-def run(obj: Settings, products: Path, queries: Path, model: Path | None, mode: str, reranker: Path | None, rerank_top: int, fusion: str, keyword_weight: float, semantic_weight: float, rrf_k: float, top: int, out: Path, no_cache: bool) -> None:
-    """Rank the products for every query in QUERIES and write the top results as TSV."""
-    import csv
-
+def run(obj: Settings, products: Path, queries: Path | None, images: tuple[Path, ...], model: Path | None, mode: str, reranker: Path | None, rerank_top: int, fusion: str, keyword_weight: float, semantic_weight: float, rrf_k: float, top: int, out: Path, no_cache: bool) -> None:
+    """Rank the products for every query in QUERIES (and every --image) and write the top results as TSV."""
     from shelfwise.encoders import load_text_encoder
+    from shelfwise.multimodal.model import is_multimodal_model
     from shelfwise.search.engine import SearchEngine, read_products
+
+    if not queries and not images:
+        raise click.UsageError("give --queries FILE and/or --image PATH")
+    if model is not None and is_multimodal_model(model):
+        return _run_multimodal(obj, products, queries, images, model, top, out)
+    if images:
+        raise click.ClickException("--image searches by photo through a multimodal model: pass --model OUT/model "
+                                   "(train one with `shelfwise bench multimodal --data ... --out OUT`)")
 
     try:
         items = read_products(products)
@@ -73,13 +81,8 @@ def run(obj: Settings, products: Path, queries: Path, model: Path | None, mode: 
         progress=not obj.quiet,
     ).fit(items)
     pages = engine.search_many(query_list, mode=mode, top=top)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f, delimiter="\t", lineterminator="\n", quoting=csv.QUOTE_NONE, escapechar="\\")
-        writer.writerow(["query", "product_id", "rank", "score"])
-        for query, page in zip(query_list, pages):
-            for rank, hit in enumerate(page.hits, start=1):
-                writer.writerow([query, hit.item_id, rank, f"{hit.score:.6f}"])
+    _write_run(out, [[query, hit.item_id, rank, f"{hit.score:.6f}"]
+                     for query, page in zip(query_list, pages) for rank, hit in enumerate(page.hits, start=1)])
     if not obj.quiet:
         click.echo(f"{len(query_list)} queries, {len(items):,} products, mode {mode}: wrote {out}")
 
@@ -188,6 +191,34 @@ def export_onnx(obj: Settings, model: Path | None, out: Path, int8: bool) -> Non
         raise click.ClickException(str(e)) from e
     files = {p.name: p.stat().st_size for p in sorted(folder.glob("*.onnx"))}
     click.echo(json.dumps({"out": str(folder), "files": files}, indent=2))
+
+
+def _run_multimodal(obj: Settings, products: Path, queries: Path | None, images: tuple[Path, ...], model: Path, top: int, out: Path) -> None:
+    """`search run` through the aligned text/photo space: text queries find products by their
+    photos (a catalogue may have photos and no titles), --image finds them by a photo."""
+    from shelfwise.commands.multimodal import multimodal_search_rows
+    from shelfwise.encoders.image import ImageReadError
+
+    query_list = _read_queries(queries) if queries else []
+    try:
+        rows, skipped = multimodal_search_rows(products, model, query_list, list(images), top, progress=not obj.quiet)
+    except (ValueError, ImageReadError) as e:
+        raise click.ClickException(str(e)) from e
+    for item_id, reason in skipped.items():
+        click.echo(f"skipped product {item_id}: {reason}", err=True)
+    _write_run(out, [row[:4] for row in rows])  # the run format: no title column
+    if not obj.quiet:
+        click.echo(f"{len(query_list)} text and {len(images)} photo queries through {model}: wrote {out}")
+
+
+def _write_run(out: Path, rows: list[list]) -> None:
+    import csv
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f, delimiter="\t", lineterminator="\n", quoting=csv.QUOTE_NONE, escapechar="\\")
+        writer.writerow(["query", "product_id", "rank", "score"])
+        writer.writerows(rows)
 
 
 def _training_data(obj: Settings, products: Path | None, judgments: Path | None):

@@ -14,6 +14,14 @@ from shelfwise.multimodal.fusion import ItemFuser
 KIND = "multimodal"
 
 
+def is_multimodal_model(path: Path | str) -> bool:
+    """Whether ``path`` is a multimodal model (a version folder or a root with ``latest``)."""
+    try:
+        return artifacts.load(path).config.get("kind") == KIND
+    except (FileNotFoundError, ValueError):
+        return False
+
+
 @dataclass
 class MultimodalModel:
     aligner: Aligner
