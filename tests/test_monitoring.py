@@ -39,9 +39,11 @@ def test_log_lines_are_json_with_fields_and_masked_text():
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     try:
-        logger.info("order from %s", "ann@example.org", extra={"fields": {"status": 200, "path": "/u/+1 415 555 2671"}})
+        logger.info("order from %s", "ann@example.org", extra={"fields": {"status": 200, "path": "/u/+1 415 555 2671",
+                                                                          "version": "fitted-20261130-112413"}})
     finally:
         logger.removeHandler(handler)
     line = json.loads(stream.getvalue())
     assert line["message"] == "order from [email]" and line["path"] == "/u/[phone]" and line["status"] == 200
+    assert line["version"] == "fitted-20261130-112413"  # our own field: a model version, not a phone number
     assert line["level"] == "info" and line["ts"].endswith("Z")

@@ -13,6 +13,11 @@ import time
 from shelfwise.serving.pii import mask_text
 
 
+# Fields our own code fills (model versions look like phone numbers: "20261130-112413"); every
+# other field, and the message, may carry what a client sent and is masked.
+OWN_FIELDS = frozenset({"name", "version", "previous", "action", "request_id", "route", "method", "key_id", "folder"})
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry = {
@@ -22,7 +27,7 @@ class JsonFormatter(logging.Formatter):
             "message": mask_text(record.getMessage()),
         }
         for key, value in (getattr(record, "fields", None) or {}).items():
-            entry[key] = mask_text(value) if isinstance(value, str) else value
+            entry[key] = mask_text(value) if isinstance(value, str) and key not in OWN_FIELDS else value
         if record.exc_info:
             entry["error"] = mask_text(self.formatException(record.exc_info))
         return json.dumps(entry, default=str)
