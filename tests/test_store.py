@@ -55,3 +55,36 @@ def test_bulk_event_load_rebuilds_indexes_and_rolls_back_whole(store):
         with store.transaction() as conn, store.bulk_events(conn, expected_rows=200_000):
             raise RuntimeError("a bad batch")
     assert _event_indexes(store) == before
+
+
+def test_writers_on_one_sqlite_file_wait_for_each_other(tmp_path):
+    """Two writers (API processes) on one SQLite file: every load reads the catalogue first and
+    writes later, which SQLite refuses at once ("database is locked") when the other wrote in
+    between, unless the write transaction takes the lock when it begins."""
+    import threading
+
+    from shelfwise.config import Settings
+
+    settings = Settings(home=tmp_path / "home")
+    first = Store.open(settings)
+    ingest_frame(first, "items", pd.DataFrame({"item_id": ["a", "b"], "title": ["A", "B"]}))
+    stores = [first, Store.open(settings)]
+    failures = []
+
+    def write(n: int) -> None:
+        try:
+            for batch in range(40):
+                ingest_frame(stores[n], "events", pd.DataFrame({
+                    "event_id": [f"{n}-{batch}-{i}" for i in range(5)], "session_id": f"s{n}",
+                    "item_id": ["a", "b"] * 2 + ["a"], "type": "view", "ts": 1_700_000_000 + batch}))
+        except Exception as e:  # noqa: BLE001 (reported below)
+            failures.append(repr(e))
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == [] and first.counts()["events"] == 2 * 40 * 5
+    for s in stores:
+        s.close()

@@ -62,7 +62,7 @@ def ingest_file(
     rejects = Path(rejects_path) if rejects_path else path.with_name(path.name + ".rejects.jsonl")
     try:
         fmt = detect_format(path, fmt)
-        batches = read_batches(path, fmt, batch_size, progress)
+        batches = _validated(read_batches(path, fmt, batch_size, progress), kind)  # streamed: checked as they are read
         return _load(store, kind, batches, str(path), skip_invalid, rejects, expected_rows=path.stat().st_size // BYTES_PER_EVENT)
     except ValueError as e:
         if isinstance(e, IngestError):
@@ -81,7 +81,10 @@ def ingest_frame(
     """Ingest records already in memory (an API batch, a public dataset); errors name the row,
     counted from 1."""
     batch = RawBatch(frame.reset_index(drop=True), np.arange(1, len(frame) + 1, dtype=np.int64))
-    return _load(store, kind, [batch], source, skip_invalid, Path(rejects_path) if rejects_path else None)
+    # Checked before the transaction begins: the store's write lock is held for the writes only
+    # (several API processes share one SQLite file).
+    checked = list(_validated([batch], kind))
+    return _load(store, kind, checked, source, skip_invalid, Path(rejects_path) if rejects_path else None)
 
 
 def _validated(batches: Iterable[RawBatch], kind: str) -> Iterator[tuple[RawBatch, pd.DataFrame, list[RowError]]]:
@@ -90,7 +93,7 @@ def _validated(batches: Iterable[RawBatch], kind: str) -> Iterator[tuple[RawBatc
         yield batch, rows, batch.errors + errors
 
 
-def _load(store: Store, kind: str, batches: Iterable[RawBatch], source: str, skip_invalid: bool, rejects: Path | None, expected_rows: int = 0) -> IngestReport:
+def _load(store: Store, kind: str, batches: Iterable[tuple[RawBatch, pd.DataFrame, list[RowError]]], source: str, skip_invalid: bool, rejects: Path | None, expected_rows: int = 0) -> IngestReport:
     report = IngestReport(kind, source)
     # items, users: id -> line (one file may not name an id twice); events: the catalogue ids seen
     seen_ids: dict[str, int] = {}
@@ -98,7 +101,7 @@ def _load(store: Store, kind: str, batches: Iterable[RawBatch], source: str, ski
     reject_file = None
     try:
         with store.transaction() as conn, store.bulk_events(conn, expected_rows if kind == "events" else 0):
-            for batch, rows, errors in _validated(batches, kind):
+            for batch, rows, errors in batches:
                 report.read += len(batch.frame) + len(batch.errors)
                 lines = pd.Series(batch.lines, index=batch.frame.index)
                 rows, more = _check_against_store(store, conn, kind, rows, lines, seen_ids)

@@ -25,6 +25,7 @@ __all__ = ["Store", "items", "users", "events", "metadata"]
 MIGRATIONS = Path(__file__).parent / "migrations"
 # Bound parameters per statement stay below SQLite's limit (32,766) and PostgreSQL's (65,535).
 MAX_PARAMS = 30_000
+WRITES = "shelfwise_writes"  # execution option of the connections Store.transaction() opens
 
 
 def _engine(url: str) -> Engine:
@@ -47,7 +48,10 @@ def _engine(url: str) -> Engine:
 
         @sa.event.listens_for(engine, "begin")
         def _sqlite_begin(conn):
-            conn.exec_driver_sql("BEGIN")
+            # A write transaction takes the write lock when it begins. One that reads first and
+            # writes later cannot wait for it: when another process committed in between, SQLite
+            # answers "database is locked" at once, whatever busy_timeout says. IMMEDIATE waits.
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(WRITES) else "BEGIN")
 
     return engine
 
@@ -65,6 +69,7 @@ class Store:
 
     def __init__(self, engine: Engine):
         self.engine = engine
+        self._writer = engine.execution_options(**{WRITES: True})
 
     @classmethod
     def open(cls, settings: Settings | str) -> "Store":
@@ -96,7 +101,7 @@ class Store:
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
         """One transaction: everything written inside it lands together or not at all."""
-        with self.engine.begin() as conn:
+        with self._writer.begin() as conn:
             yield conn
 
     @contextmanager
