@@ -16,10 +16,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from shelfwise.config import Settings
-from shelfwise.serving.deps import AUTH_RESPONSES, answers, get_history, get_service, get_settings, read_access
-from shelfwise.serving.history import HistoryReader
-from shelfwise.serving.pii import pseudonymize
+from shelfwise.serving.deps import AUTH_RESPONSES, Recommending, answers, get_recommending, get_service, read_access
 from shelfwise.serving.recommend import RecommenderService
 
 router = APIRouter(tags=["recommendations"], dependencies=[Depends(read_access)], responses=AUTH_RESPONSES)
@@ -92,24 +89,22 @@ def _model(service: RecommenderService) -> dict:
 
 @router.get("/recommendations/{user_id}", response_model=RecommendationList)
 async def recommend_for_user(user_id: Id, k: K = 10, exclude_history: ExcludeHistory = False,
-                       histories: HistoryReader = Depends(get_history), settings: Settings = Depends(get_settings),
-                       service: RecommenderService = Depends(get_service)) -> JSONResponse:
+                             serving: Recommending = Depends(get_recommending)) -> JSONResponse:
     """The next items for a registered user, from their newest events. Purchased and
     out-of-stock items are left out; the shop's pins, boosts and diversity apply; each item
     names the history items behind it. A user without history gets the shop's bestsellers."""
-    history = histories.read("user_id", pseudonymize(user_id, settings.pii_salt))
-    recs = service.recommend(history.items, history.purchased, k, exclude_history)
-    return _answer(service, recs, user_id=user_id, history_length=len(history.items))
+    history = serving.history("user_id", user_id)
+    recs = serving.service.recommend(history.items, history.purchased, k, exclude_history)
+    return _answer(serving.service, recs, user_id=user_id, history_length=len(history.items))
 
 
 @router.get("/sessions/{session_id}/recommendations", response_model=RecommendationList)
 async def recommend_for_session(session_id: Id, k: K = 10, exclude_history: ExcludeHistory = False,
-                          histories: HistoryReader = Depends(get_history), settings: Settings = Depends(get_settings),
-                          service: RecommenderService = Depends(get_service)) -> JSONResponse:
+                                serving: Recommending = Depends(get_recommending)) -> JSONResponse:
     """The next items for an anonymous session, from the session's events so far."""
-    history = histories.read("session_id", pseudonymize(session_id, settings.pii_salt))
-    recs = service.recommend(history.items, history.purchased, k, exclude_history)
-    return _answer(service, recs, session_id=session_id, history_length=len(history.items))
+    history = serving.history("session_id", session_id)
+    recs = serving.service.recommend(history.items, history.purchased, k, exclude_history)
+    return _answer(serving.service, recs, session_id=session_id, history_length=len(history.items))
 
 
 @router.get("/items/{item_id}/similar", response_model=SimilarItems, responses=answers(e404="no item with this id in the catalogue the model serves"))
