@@ -1,6 +1,5 @@
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +13,7 @@ from shelfwise.recommenders.registry import build_model
 from shelfwise.training.batches import left_pad, length_batches, trim, windows
 from shelfwise.training.loop import TrainConfig, learning_rate, train
 from shelfwise.training.sequential import NextItemTask
+from tests.serving_helpers import free_port
 
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
@@ -114,6 +114,7 @@ from shelfwise.recommenders.registry import build_model
 from shelfwise.training import distributed
 from shelfwise.training.loop import TrainConfig, train
 from shelfwise.training.sequential import NextItemTask
+from tests.serving_helpers import free_port
 torch.set_num_threads(1)
 assert distributed.init() and distributed.world_size() == 2
 rng = np.random.default_rng(0)
@@ -133,9 +134,7 @@ distributed.shutdown()
 def test_two_processes_train_with_torchrun(tmp_path):
     script = tmp_path / "ddp_train.py"
     script.write_text(DDP_SCRIPT)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
     subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
                     f"--master_port={port}", str(script), str(tmp_path)], check=True, env=env, timeout=300,
