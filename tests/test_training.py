@@ -114,7 +114,6 @@ from shelfwise.recommenders.registry import build_model
 from shelfwise.training import distributed
 from shelfwise.training.loop import TrainConfig, train
 from shelfwise.training.sequential import NextItemTask
-from tests.serving_helpers import free_port
 torch.set_num_threads(1)
 assert distributed.init() and distributed.world_size() == 2
 rng = np.random.default_rng(0)
