@@ -11,6 +11,8 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from shelfwise.recommenders.item_repr import item_embedding
+
 
 @dataclass
 class GRU4RecConfig:
@@ -20,6 +22,10 @@ class GRU4RecConfig:
     state: int = 256  # recurrent state size
     layers: int = 1
     dropout: float = 0.3
+    item_repr: str = "id"  # "id", "text" or "text+id": see item_repr.py
+    text_dim: int = 384
+    fusion: str = "sum"
+    id_dropout: float = 0.0
 
 
 class _Recurrent(nn.Module):
@@ -29,14 +35,15 @@ class _Recurrent(nn.Module):
     def __init__(self, config: GRU4RecConfig):
         super().__init__()
         self.config = c = config
-        self.item_embedding = nn.Embedding(c.n_items + 1, c.hidden, padding_idx=0)
+        self.item_embedding = item_embedding(c.n_items, c.hidden, c.item_repr, c.text_dim, c.fusion, c.id_dropout)
         self.drop = nn.Dropout(c.dropout)
         self.rnn = self.cell(c.hidden, c.state, num_layers=c.layers, batch_first=True, dropout=c.dropout if c.layers > 1 else 0.0)
         self.out = nn.Linear(c.state, c.hidden)
         self.norm = nn.LayerNorm(c.hidden)
-        nn.init.normal_(self.item_embedding.weight, std=0.02)
-        with torch.no_grad():
-            self.item_embedding.weight[0].zero_()
+        if c.item_repr == "id":  # a text-aware table initialises itself and keeps its padding row at zero
+            nn.init.normal_(self.item_embedding.weight, std=0.02)
+            with torch.no_grad():
+                self.item_embedding.weight[0].zero_()
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         """[batch, length] left-padded -> [batch, length, hidden]. Rows are packed so the

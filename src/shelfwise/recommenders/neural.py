@@ -13,6 +13,7 @@ import torch
 
 from shelfwise import artifacts
 from shelfwise.datasets.sequences import Sequences
+from shelfwise.recommenders.item_repr import set_item_text
 from shelfwise.recommenders.losses import LossConfig
 from shelfwise.recommenders.registry import DEFAULT_MODEL, MODELS, build_model
 from shelfwise.training.loop import TrainConfig, TrainResult, train
@@ -26,6 +27,8 @@ class SequentialRecommender:
     loss: LossConfig = field(default_factory=LossConfig)
     train_config: TrainConfig = field(default_factory=TrainConfig)
     mask_history: bool = True  # validation leaves history items out of the lists, like the test protocol
+    # Frozen text vectors [n_items + 1, 384] for model_config item_repr "text" / "text+id" (item_repr.encode_item_texts).
+    item_text: np.ndarray | None = field(default=None, repr=False)
 
     def fit(self, train_seqs: Sequences, valid_history: Sequences | None = None, valid_target: np.ndarray | None = None):
         """Train on ``train_seqs``, selecting the epoch by validation NDCG@10. Without an explicit
@@ -37,6 +40,7 @@ class SequentialRecommender:
             train_seqs = _drop_last_of(train_seqs, rows)
         torch.manual_seed(self.train_config.seed)  # the initial weights are part of a seeded run
         self.network_ = build_model(self.model, train_seqs.n_items, **self.model_config)
+        set_item_text(self.network_, self.item_text, seen_items=train_seqs.items)
         self.item_ids_ = train_seqs.item_ids
         task = NextItemTask(self.network_, train_seqs, valid_history, valid_target, batch_size=self.train_config.batch_size,
                             loss=self.loss, mask_history=self.mask_history)

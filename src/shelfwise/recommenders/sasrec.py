@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from shelfwise.recommenders.item_repr import item_embedding
+
 
 @dataclass
 class SASRecConfig:
@@ -24,6 +26,10 @@ class SASRecConfig:
     inner: int = 256  # feed-forward width
     dropout: float = 0.5
     attention_dropout: float = 0.5
+    item_repr: str = "id"  # "id", "text" or "text+id": see item_repr.py
+    text_dim: int = 384  # size of the frozen item text vectors (MiniLM)
+    fusion: str = "sum"  # text+id: "sum" or "gated"
+    id_dropout: float = 0.0  # text+id: share of items trained without their ID part per batch (see item_repr.py)
 
 
 class Block(nn.Module):
@@ -55,14 +61,15 @@ class SASRec(nn.Module):
     def __init__(self, config: SASRecConfig):
         super().__init__()
         self.config = c = config
-        self.item_embedding = nn.Embedding(c.n_items + 1, c.hidden, padding_idx=0)
+        self.item_embedding = item_embedding(c.n_items, c.hidden, c.item_repr, c.text_dim, c.fusion, c.id_dropout)
         self.position_embedding = nn.Embedding(c.max_len, c.hidden)
         self.drop = nn.Dropout(c.dropout)
         self.blocks = nn.ModuleList(Block(c) for _ in range(c.layers))
         self.norm = nn.LayerNorm(c.hidden)
         self.apply(_init)
-        with torch.no_grad():
-            self.item_embedding.weight[0].zero_()
+        if c.item_repr == "id":  # a text-aware table keeps its padding row at zero itself
+            with torch.no_grad():
+                self.item_embedding.weight[0].zero_()
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         """``input_ids`` [batch, length], left-padded with 0 -> hidden states [batch, length, hidden]."""
@@ -80,7 +87,7 @@ class SASRec(nn.Module):
         return self.norm(x)
 
     def output_embeddings(self) -> torch.Tensor:
-        """[n_items + 1, hidden]: the item table, tied to the input embedding."""
+        """[n_items + 1, hidden]: the item table, tied to the input embedding (ID, text or both)."""
         return self.item_embedding.weight
 
 

@@ -1,0 +1,131 @@
+"""How a sequence model represents an item: its own learned ID vector, its text, or both.
+
+``item_repr`` (a field of the SASRec / GRU4Rec configs):
+
+* ``"id"`` (default): a learned vector per item (``nn.Embedding``), as before. An item never seen in
+  training keeps a meaningless vector.
+* ``"text"``: a learned linear projection of the item's frozen MiniLM text vector (384 -> hidden).
+  Items with similar text get similar vectors, so an item with no history gets a sensible score the
+  moment its text is known.
+* ``"text+id"``: the projection plus an ID vector (``fusion="sum"``) or a learned per-dimension gate
+  between them (``fusion="gated"``). Items that never occur in training have no ID part (it is zeroed),
+  so they are scored by their text alone instead of by an ID vector the softmax only ever pushed down.
+  ``id_dropout`` drops the ID part of a random share of the items in each training batch, so the model
+  also learns to rank items that have only their text.
+
+The same table is the input embedding and the (tied) output matrix, so every item in the catalogue,
+cold or not, is scored. The text vectors are a buffer saved with the weights: a loaded model scores
+without the encoder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+ITEM_REPRS = ("id", "text", "text+id")
+FUSIONS = ("sum", "gated")
+
+
+def item_embedding(n_items: int, hidden: int, item_repr: str = "id", text_dim: int = 384, fusion: str = "sum",
+                   id_dropout: float = 0.0) -> nn.Module:
+    """The item table of a model: a plain ``nn.Embedding`` for ``"id"`` (so ID-only models, their
+    saved weights and their seeded runs are exactly what they were), else a ``TextItemEmbedding``."""
+    if item_repr not in ITEM_REPRS:
+        raise ValueError(f"unknown item_repr {item_repr!r}; choose one of {list(ITEM_REPRS)}")
+    if fusion not in FUSIONS:
+        raise ValueError(f"unknown fusion {fusion!r}; choose one of {list(FUSIONS)}")
+    if item_repr == "id":
+        return nn.Embedding(n_items + 1, hidden, padding_idx=0)
+    return TextItemEmbedding(n_items, hidden, with_id=item_repr == "text+id", text_dim=text_dim, fusion=fusion, id_dropout=id_dropout)
+
+
+class TextItemEmbedding(nn.Module):
+    """Item vectors from frozen text vectors (projected), optionally fused with ID vectors.
+    Row 0 (padding) is always zero. Behaves like ``nn.Embedding``: call it with item indexes, read
+    ``.weight`` for the whole table."""
+
+    def __init__(self, n_items: int, hidden: int, with_id: bool, text_dim: int = 384, fusion: str = "sum", id_dropout: float = 0.0):
+        super().__init__()
+        # text+id, training only: the share of items whose ID part is dropped each time the table is built (input
+        # and output tables draw separately), so the model also learns to score items by their text alone, as it
+        # must for a cold item.
+        self.id_dropout = id_dropout
+        # Filled by ``set_item_text`` before training; saved with the weights so a loaded model needs no encoder.
+        self.register_buffer("text_vectors", torch.zeros(n_items + 1, text_dim))
+        self.text_projection = nn.Linear(text_dim, hidden)
+        self.id_embedding = nn.Embedding(n_items + 1, hidden, padding_idx=0) if with_id else None
+        # 1 for items that occur in training, 0 for the rest: a cold item's ID vector is never trained
+        # as anything but a negative, so it is left out and the item is scored by its text.
+        if with_id:
+            self.register_buffer("has_id", torch.ones(n_items + 1, 1))
+        self.gate = nn.Linear(2 * hidden, hidden) if with_id and fusion == "gated" else None
+        for module in self.modules():  # the scale of the ID tables (std 0.02), whichever model holds this
+            if isinstance(module, (nn.Linear, nn.Embedding)):
+                nn.init.normal_(module.weight, std=0.02)
+            if isinstance(module, nn.Linear):
+                nn.init.zeros_(module.bias)
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """[n_items + 1, hidden]: the whole table, recomputed from the current parameters (cheap:
+        one [n_items, 384] x [384, hidden] product per batch)."""
+        table = self.text_projection(self.text_vectors)
+        if self.id_embedding is not None:
+            ids = self.id_embedding.weight * self.has_id
+            if self.training and self.id_dropout:
+                ids = ids * (torch.rand(len(ids), 1, device=ids.device) >= self.id_dropout)
+            if self.gate is not None:
+                g = torch.sigmoid(self.gate(torch.cat([table, ids], dim=-1)))
+                table = g * table + (1 - g) * ids
+            else:
+                table = table + ids
+        return torch.cat([torch.zeros_like(table[:1]), table[1:]])  # padding stays zero
+
+    def forward(self, item_ids: torch.Tensor) -> torch.Tensor:
+        return self.weight[item_ids]
+
+
+def set_item_text(model: nn.Module, vectors: np.ndarray | None, seen_items: np.ndarray | None = None) -> None:
+    """Give a text-aware model its frozen item text vectors ``[n_items + 1, text_dim]`` (row 0 = padding),
+    and, for ``text+id``, which items occur in training (``seen_items``: item indexes). No-op for ID models."""
+    table = getattr(model, "item_embedding", None)
+    if not isinstance(table, TextItemEmbedding):
+        return
+    if vectors is None:
+        raise ValueError(f"item_repr={model.config.item_repr!r} needs item text vectors; none were given "
+                         "(the data has no item text: use item_repr='id')")
+    vectors = torch.as_tensor(np.asarray(vectors, dtype=np.float32))
+    if tuple(vectors.shape) != tuple(table.text_vectors.shape):
+        raise ValueError(f"item text vectors have shape {tuple(vectors.shape)}, the model expects {tuple(table.text_vectors.shape)}")
+    with torch.no_grad():
+        table.text_vectors.copy_(vectors)
+        if seen_items is not None and table.id_embedding is not None:
+            table.has_id.zero_()
+            table.has_id[torch.as_tensor(np.unique(seen_items))] = 1.0
+
+
+def encode_item_texts(texts: Sequence[str], cache_dir: Path | str | None = None, progress: bool = True) -> np.ndarray:
+    """float32 [len(texts) + 1, 384]: the frozen MiniLM vector of item index i at row i (texts[i - 1]), row 0
+    zero (padding). Cached as ``.npy`` under ``cache_dir`` keyed by the texts, so a catalogue is encoded once."""
+    from shelfwise.encoders.text import BASE_MODEL_NAME, EMBEDDING_DIM
+
+    texts = [t if isinstance(t, str) else "" for t in texts]
+    key = hashlib.sha256("\x1f".join([BASE_MODEL_NAME, *texts]).encode()).hexdigest()[:16]
+    path = Path(cache_dir) / f"item-text-{key}.npy" if cache_dir else None
+    if path is not None and path.exists():
+        return np.load(path)
+    from shelfwise.encoders.text import TextEncoder
+
+    vectors = np.vstack([np.zeros((1, EMBEDDING_DIM), np.float32), TextEncoder().encode(texts, progress=progress)]).astype(np.float32)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp.npy")
+        np.save(tmp, vectors)
+        tmp.replace(path)  # never a half-written cache file
+    return vectors

@@ -1,0 +1,207 @@
+"""Text-aware item representations (recommenders/item_repr.py): items scored through their text,
+so an item never seen in training still gets a sensible score; and the benchmark option behind them."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from shelfwise.config import Settings
+from shelfwise.datasets.sequences import Sequences
+from shelfwise.recommenders.item_repr import ITEM_REPRS, set_item_text
+from shelfwise.recommenders.neural import SequentialRecommender
+from shelfwise.recommenders.registry import build_model
+from shelfwise.training.loop import TrainConfig
+
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
+
+TOPICS, PER_TOPIC = 5, 8  # items 1..40; item k belongs to topic (k - 1) // PER_TOPIC
+
+
+def topic_catalogue(seed: int = 0) -> np.ndarray:
+    """Unit text vectors [41, 384]: each item = its topic's direction plus a little noise (row 0 = padding)."""
+    rng = np.random.default_rng(seed)
+    topics = rng.normal(size=(TOPICS, 384))
+    vectors = np.repeat(topics, PER_TOPIC, axis=0) + 0.3 * rng.normal(size=(TOPICS * PER_TOPIC, 384))
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    return np.vstack([np.zeros((1, 384)), vectors]).astype(np.float32)
+
+
+def topic_sessions(n: int, cold: set[int], seed: int = 0) -> Sequences:
+    """Users who stay within one topic, never touching the ``cold`` items."""
+    rng = np.random.default_rng(seed)
+    lists = []
+    for u in range(n):
+        topic = u % TOPICS
+        warm = [k for k in range(topic * PER_TOPIC + 1, (topic + 1) * PER_TOPIC + 1) if k not in cold]
+        lists.append(list(rng.choice(warm, size=6)))
+    return Sequences.from_lists(lists, n_items=TOPICS * PER_TOPIC)
+
+
+def tiny(model: str = "sasrec", item_repr: str = "text", epochs: int = 1, item_text=None) -> SequentialRecommender:
+    return SequentialRecommender(model=model, model_config={"item_repr": item_repr, "hidden": 32, "max_len": 8},
+                                 train_config=TrainConfig(epochs=epochs, batch_size=32, lr=5e-3, warmup_steps=5, progress=False),
+                                 item_text=item_text)
+
+
+@pytest.mark.parametrize("model", ["sasrec", "gru4rec"])
+@pytest.mark.parametrize("item_repr", ITEM_REPRS)
+def test_every_item_repr_builds_trains_and_scores(model, item_repr):
+    vectors = topic_catalogue()
+    rec = tiny(model, item_repr, item_text=None if item_repr == "id" else vectors).fit(topic_sessions(40, cold=set()))
+    scores = rec.score(topic_sessions(3, cold=set(), seed=1))
+    assert scores.shape == (3, TOPICS * PER_TOPIC + 1) and np.isneginf(scores[:, 0]).all() and np.isfinite(scores[:, 1:]).all()
+    assert rec.result_.epochs_run == 1 and np.isfinite(rec.result_.history[0]["loss"])
+
+
+def test_gated_fusion_trains():
+    rec = tiny(item_text=topic_catalogue(), item_repr="text+id")
+    rec.model_config["fusion"] = "gated"
+    rec.fit(topic_sessions(40, cold=set()))
+    assert rec.network_.item_embedding.gate is not None and np.isfinite(rec.result_.history[0]["loss"])
+
+
+def test_id_dropout_drops_id_parts_in_training_only():
+    rec = tiny(item_text=topic_catalogue(), item_repr="text+id")
+    rec.model_config["id_dropout"] = 0.5
+    rec.fit(topic_sessions(40, cold=set()))
+    table = rec.network_.item_embedding
+    table.eval()
+    assert torch.equal(table.weight, table.weight)  # deterministic at inference
+    table.train()
+    torch.manual_seed(1)
+    assert not torch.equal(table.weight, table.weight)  # a fresh draw of dropped ID parts per batch
+
+
+def test_near_identical_texts_get_near_identical_scores():
+    vectors = topic_catalogue()
+    vectors[2] = vectors[1] + 1e-4  # item 2's text is item 1's, but for a hair
+    rec = tiny(item_text=vectors).fit(topic_sessions(40, cold={2}))  # and item 2 never occurs in training
+    scores = rec.score(topic_sessions(10, cold=set(), seed=3))
+    spread = scores[:, 1:].max(1) - scores[:, 1:].min(1)
+    assert np.all(np.abs(scores[:, 1] - scores[:, 2]) < 1e-2 * spread)
+
+
+def test_cold_item_similar_in_text_to_the_target_beats_random():
+    """One item per topic never occurs in training; a user of that topic should still find it near the top."""
+    cold = {t * PER_TOPIC + 1 for t in range(TOPICS)}
+    vectors = topic_catalogue()
+    rec = tiny(item_text=vectors, epochs=8).fit(topic_sessions(200, cold=cold))
+    histories = topic_sessions(50, cold=cold, seed=2)
+    scores = torch.from_numpy(rec.score(histories))
+    targets = np.array([(u % TOPICS) * PER_TOPIC + 1 for u in range(50)])  # the user's topic's cold item
+    ranks = (scores > scores[torch.arange(50), targets][:, None]).sum(1)
+    hr10 = float((ranks < 10).float().mean())
+    assert hr10 >= 0.8, hr10  # random: 10 / 40 = 0.25
+
+    # The ID-only model has nothing to go on for those items.
+    id_rec = tiny(item_repr="id", epochs=8).fit(topic_sessions(200, cold=cold))
+    id_scores = torch.from_numpy(id_rec.score(histories))
+    id_ranks = (id_scores > id_scores[torch.arange(50), targets][:, None]).sum(1)
+    assert float((id_ranks < 10).float().mean()) < hr10
+
+
+def test_text_plus_id_scores_cold_items_by_text_only():
+    rec = tiny(item_text=topic_catalogue(), item_repr="text+id").fit(topic_sessions(40, cold={3}))
+    table = rec.network_.item_embedding
+    assert table.has_id[3].item() == 0 and table.has_id[4].item() == 1
+    text_only = table.text_projection(table.text_vectors[3])
+    assert torch.allclose(table.weight[3], text_only)
+
+
+def test_text_model_saves_and_loads_without_the_encoder(tmp_path):
+    rec = tiny(item_text=topic_catalogue(), item_repr="text+id").fit(topic_sessions(40, cold={3}))
+    art = rec.save(tmp_path / "m")
+    loaded = SequentialRecommender.load(art.path)
+    histories = topic_sessions(4, cold=set(), seed=5)
+    assert loaded.model_config["item_repr"] == "text+id"
+    np.testing.assert_allclose(loaded.score(histories), rec.score(histories), rtol=1e-5, atol=1e-5)
+
+
+def test_id_model_is_unchanged_by_the_option():
+    """The default item table is the plain nn.Embedding of before: same parameter names, same seeded weights."""
+    torch.manual_seed(0)
+    a = build_model("sasrec", 30)
+    torch.manual_seed(0)
+    b = build_model("sasrec", 30, item_repr="id")
+    assert isinstance(a.item_embedding, torch.nn.Embedding) and "item_embedding.weight" in a.state_dict()
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def test_bad_item_repr_settings_are_clear_errors():
+    with pytest.raises(ValueError, match="unknown item_repr 'words'"):
+        build_model("sasrec", 10, item_repr="words")
+    with pytest.raises(ValueError, match="unknown fusion"):
+        build_model("sasrec", 10, item_repr="text+id", fusion="concat")
+    with pytest.raises(ValueError, match="needs item text vectors"):
+        set_item_text(build_model("sasrec", 10, item_repr="text"), None)
+    with pytest.raises(ValueError, match=r"shape \(5, 384\)"):
+        set_item_text(build_model("sasrec", 10, item_repr="text"), np.zeros((5, 384)))
+
+
+def write_recbole(folder):
+    """A tiny RecBole text folder: 6 items in two kinds (pans, knives), users who stay with one kind."""
+    folder.mkdir()
+    names = ["red frying pan", "steel frying pan", "cast iron frying pan", "chef knife", "paring knife", "bread knife"]
+    (folder / "Toy.item2index").write_text("".join(f"A{i}\t{i}\n" for i in range(6)))
+    (folder / "Toy.text").write_text("item_id:token\ttext:token_seq\n" + "".join(f"A{i}\t{t}\n" for i, t in enumerate(names)))
+    header = "user_id:token\titem_id_list:token_seq\titem_id:token\n"
+    valid, test = [], []
+    for u in range(12):
+        kind = [0, 1, 2] if u % 2 == 0 else [3, 4, 5]
+        seq = [kind[(u + j) % 3] for j in range(4)]
+        valid.append(f"{u}\t{' '.join(map(str, seq[:2]))}\t{seq[2]}\n")
+        test.append(f"{u}\t{' '.join(map(str, seq[:3]))}\t{seq[3]}\n")
+    (folder / "Toy.valid.inter").write_text(header + "".join(valid))
+    (folder / "Toy.test.inter").write_text(header + "".join(test))
+
+
+def bench(tmp_path, *args):
+    from shelfwise.commands.recommend import sequential
+
+    return CliRunner().invoke(sequential, ["--out", str(tmp_path / "run"), "--epochs", "1", "--threads", "1",
+                                           "--set", "model.hidden=16", *args], obj=Settings(home=tmp_path / "home", quiet=True))
+
+
+def test_bench_sequential_on_a_recbole_text_folder(tmp_path):
+    write_recbole(tmp_path / "toy")
+    result = bench(tmp_path, "--data", str(tmp_path / "toy"), "--format", "recbole-text", "--item-repr", "text+id",
+                   "--cold-items", "0.34")
+    assert result.exit_code == 0, result.output
+    m = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert m["config"]["model_config"]["item_repr"] == "text+id" and m["protocol"]["cold_items"]["held_out"] == 2
+    assert m["test_cold"]["cases"] + m["test_warm"]["cases"] == 12 and m["test_cold"]["random_hr@10"] == pytest.approx(10 / 6)
+    assert (tmp_path / "run" / "test_sequences.txt").read_text().splitlines()[0].split()[0] == "0"
+    assert list((tmp_path / "home" / "cache").glob("item-text-*.npy"))  # encoded once, reused by the next run
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--format", "recbole-text"], "is not a folder"),
+    (["--item-repr", "text"], "needs item text"),
+])
+def test_bench_sequential_bad_inputs(tmp_path, args, message):
+    data = tmp_path / "users.txt"
+    data.write_text("1 1 2 3 4\n2 2 3 4 1\n")
+    result = bench(tmp_path, "--data", str(data), *args)
+    assert result.exit_code != 0 and message in result.output
+
+
+def test_bench_sequential_recbole_folder_with_missing_file(tmp_path):
+    write_recbole(tmp_path / "toy")
+    (tmp_path / "toy" / "Toy.test.inter").unlink()
+    result = bench(tmp_path, "--data", str(tmp_path / "toy"), "--format", "recbole-text")
+    assert result.exit_code != 0 and "Toy.test.inter" in result.output
+
+
+def test_bench_sequential_user_file_still_works(tmp_path):
+    data = tmp_path / "users.txt"
+    data.write_text("".join(f"{u} {' '.join(str((u + j) % 5 + 1) for j in range(5))}\n" for u in range(1, 11)))
+    result = bench(tmp_path, "--data", str(data))
+    assert result.exit_code == 0, result.output
+    m = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert m["format"] == "user-sequences" and m["config"]["model_config"]["item_repr"] == "id"
+    assert m["test_warm"]["cases"] == 10 and not (tmp_path / "run" / "test_sequences.txt").exists()
