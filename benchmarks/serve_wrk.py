@@ -6,10 +6,12 @@ and its shoppers' real search queries so that no answer is one cached URL.
 
   recommendations  GET /recommendations/{user}       target p99 <= 20 ms, >= 800 req/s
   search           GET /search?q=...&mode=hybrid       target p99 <= 40 ms, >= 400 req/s
+  search-unseen    the same with never-seen queries (each pays the encoder; no target of its own)
   events           POST /events, 20 events a request   target >= 2,000 events/s, none lost
 
 usage: python benchmarks/serve_wrk.py [--home DIR] [--workers 2] [--seconds 60]
-                                      [--connections 16] [--only recommendations,search,events] [--event-batch 20]
+                                      [--connections 16] [--only recommendations,search,search-unseen,events]
+                                      [--event-batch 20]
 """
 
 from __future__ import annotations
@@ -41,6 +43,25 @@ request = function()
 end
 """
 
+# Never-seen queries: a past query plus a catalogue word, a new pair on every request, so that
+# no cache answers and every request pays the query encoder.
+UNSEEN_QUERIES = """
+local queries = {%(queries)s}
+local words = {%(words)s}
+local i = 0
+local next_thread = 0
+setup = function(thread)
+  next_thread = next_thread + 1
+  thread:set("thread_id", next_thread)
+end
+request = function()
+  i = i + 1
+  if i == 1 then i = thread_id * 1000000 end  -- each thread its own stretch of pairs
+  local q = queries[(i %% #queries) + 1] .. "+" .. words[(math.floor(i / #queries) %% #words) + 1]
+  return wrk.format("GET", "/search?mode=hybrid&per_page=10&q=" .. q, {["Authorization"] = "Bearer %(key)s"})
+end
+"""
+
 # Every request posts a batch of events (a tracker sends them in batches) with ids unique across threads, so stored events can be
 # counted back exactly.
 POSTING_EVENTS = """
@@ -57,7 +78,7 @@ request = function()
   for j = 1, %(batch)d do
     counter = counter + 1
     local item = items[(counter %% #items) + 1]
-    events[j] = string.format('{"event_id":"wrk-%%d-%%d","session_id":"wrk-%%d-%%d","item_id":"%%s","type":"view","ts":%%d}',
+    events[j] = string.format('{"event_id":"wrk-%(run)s-%%d-%%d","session_id":"wrk-%%d-%%d","item_id":"%%s","type":"view","ts":%%d}',
       thread_id, counter, thread_id, counter %% 500, item, 1719835200 + counter)
   end
   local body = '{"events":[' .. table.concat(events, ",") .. ']}'
@@ -125,7 +146,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=60)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--port", type=int, default=8765)
-    parser.add_argument("--only", default="recommendations,search,events")
+    parser.add_argument("--only", default="recommendations,search,search-unseen,events")
     parser.add_argument("--event-batch", type=int, default=20, help="events per POST /events request")
     args = parser.parse_args()
     if not shutil.which("wrk"):
@@ -164,9 +185,18 @@ def main() -> None:
             if "search" in scenarios:
                 paths = [str(httpx.URL("/search", params={"q": q, "mode": "hybrid", "per_page": 10})) for q in queries]
                 results["search"] = run_wrk(url, ROTATING_GET % {"paths": lua_list(paths), "key": read_key}, args.seconds, args.connections)
+            if "search-unseen" in scenarios:
+                from urllib.parse import quote_plus
+
+                titles = store.read_frame("SELECT title FROM items ORDER BY item_id LIMIT 2000")["title"]
+                words = sorted({w.lower() for t in titles for w in t.split() if w.isalpha() and len(w) > 3})[:300]
+                script = UNSEEN_QUERIES % {"queries": lua_list([quote_plus(q) for q in queries]), "words": lua_list(words), "key": read_key}
+                results["search-unseen"] = run_wrk(url, script, args.seconds, args.connections)
             if "events" in scenarios:
                 before = store.counts()["events"]
-                script = POSTING_EVENTS % {"items": lua_list(item_ids), "key": events_key, "batch": args.event_batch}
+                # A run id in every event id: a second run on the same home must not meet its ids again.
+                script = POSTING_EVENTS % {"items": lua_list(item_ids), "key": events_key, "batch": args.event_batch,
+                                           "run": f"{time.time():.0f}"}
                 outcome = run_wrk(url, script, args.seconds, args.connections)
                 time.sleep(1)
                 stored = store.counts()["events"] - before
