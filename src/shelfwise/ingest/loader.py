@@ -136,7 +136,7 @@ def _check_against_store(store, conn: Connection, kind: str, rows: pd.DataFrame,
         if len(new):  # ask the store only about ids this load has not met yet
             seen_ids.update(dict.fromkeys(new[store.existing_item_ids(conn, new)], 0))
         known = pd.Series([i in seen_ids for i in unique], index=unique, dtype=bool)
-        unknown = rows["item_id"].notna().to_numpy() & ~rows["item_id"].map(known).fillna(True).to_numpy(bool)
+        unknown = rows["item_id"].map(known).eq(False).to_numpy()  # a missing item id maps to NaN: not unknown
         for i in np.flatnonzero(unknown):
             row = rows.iloc[i]
             errors.append(RowError(int(lines[rows.index[i]]), "item_id", f"unknown item {row['item_id']!r} (ingest the catalogue first)", row.to_dict()))
