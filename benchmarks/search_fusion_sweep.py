@@ -39,9 +39,8 @@ def main() -> None:
     sys.path.insert(0, str(REPO / "benchmarks"))
     from search_homedepot import machine
 
-    from shelfwise.commands.search import _artifact_version
     from shelfwise.config import settings
-    from shelfwise.encoders import TextEncoder
+    from shelfwise.encoders import load_text_encoder
     from shelfwise.search.engine import SearchEngine, read_products
     from shelfwise.search.hybrid import FUSIONS
     from shelfwise.tuning.judgments import HOMEDEPOT_SPLIT, read_judgments, split_by_query
@@ -55,8 +54,7 @@ def main() -> None:
         gains.setdefault(q, {})[i] = max(gains.get(q, {}).get(i, 0.0), r - 1)
     queries = list(gains)
     print(f"data: {args.split} queries of judgments_dev.csv: {len(queries)}")
-    encoder = TextEncoder.from_artifact(args.model) if args.model else TextEncoder()
-    encoder_id = str(args.model.resolve()) + "@" + _artifact_version(args.model) if args.model else "all-MiniLM-L6-v2"
+    encoder, encoder_id = load_text_encoder(args.model)
     engine = SearchEngine(encoder, encoder_id=encoder_id, cache_dir=settings().home / "search" / "indexes", progress=True)
     engine.fit(read_products(DATA / "products.csv"))
     keyword = [engine.keyword.search(q, top=100).hits for q in queries]

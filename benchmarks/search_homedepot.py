@@ -111,13 +111,10 @@ def main() -> None:
     # Latency: one query at a time, top 100, on the indexes the runs above cached.
     os.environ.update(env)
     from shelfwise.config import settings
-    from shelfwise.encoders import TextEncoder
+    from shelfwise.encoders import load_text_encoder
     from shelfwise.search.engine import SearchEngine, read_products
 
-    encoder = TextEncoder.from_artifact(args.model) if args.model else TextEncoder()
-    from shelfwise.commands.search import _artifact_version
-
-    encoder_id = str(args.model.resolve()) + "@" + _artifact_version(args.model) if args.model else "all-MiniLM-L6-v2"
+    encoder, encoder_id = load_text_encoder(args.model)  # the one the runs above used (same cache key)
     from shelfwise.commands.search import run as run_command
 
     # The same settings the CLI used: parse the extra options with the command's own parser.
