@@ -58,7 +58,7 @@ def create_app(settings: Settings, store: Store | None = None, require_read_key:
     app.state.require_read_key = require_read_key
     app.state.metrics = app_metrics = Metrics() if registry is None else registry.metrics
     app.state.keys = KeyCache(store)
-    app.state.history = HistoryReader(store)
+    app.state.history = HistoryReader(store, settings.pii_salt)
     app.state.event_writer = EventWriter(store)
     app.state.limiter = make_limiter(settings.redis_url, settings.rate_limit, settings.rate_burst)
     if registry is None:

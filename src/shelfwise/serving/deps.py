@@ -15,7 +15,6 @@ from shelfwise.config import Settings
 from shelfwise.serving.auth import ApiKey
 from shelfwise.serving.history import HistoryReader
 from shelfwise.serving.models import ModelRegistry
-from shelfwise.serving.pii import pseudonymize
 from shelfwise.serving.recommend import RecommenderService
 from shelfwise.serving.search_service import SearchService
 from shelfwise.store import Store
@@ -55,20 +54,14 @@ async def get_service(request: Request) -> RecommenderService:
 @dataclass(frozen=True)
 class Recommending:
     """What a recommendation needs, as one dependency: FastAPI solves each ``Depends`` on every
-    request, and three of them cost more than a cached answer."""
+    request, and several of them cost more than a cached answer."""
 
     service: RecommenderService
     histories: HistoryReader
-    pii_salt: str
-
-    def history(self, field: str, shopper_id: str):
-        """The shopper's newest events, looked up under the id as stored (pseudonymised)."""
-        return self.histories.read(field, pseudonymize(shopper_id, self.pii_salt))
 
 
 async def get_recommending(request: Request) -> Recommending:
-    state = request.app.state
-    return Recommending(await get_service(request), state.history, state.settings.pii_salt)
+    return Recommending(await get_service(request), request.app.state.history)
 
 
 def require(scope: str):

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from shelfwise.datasets.store_data import ITEM_EVENTS
+from shelfwise.serving.pii import pseudonymize
 from shelfwise.store import Store
 
 HISTORY_LENGTH = 50  # the newest item events scored; sequence models look at ~50 steps
@@ -30,14 +31,18 @@ class History:
 
 
 class HistoryReader:
-    def __init__(self, store: Store):
+    """``pii_salt``: shopper ids are stored pseudonymised (serving.pii), so they are looked up so."""
+
+    def __init__(self, store: Store, pii_salt: str):
         self.store = store
+        self.pii_salt = pii_salt
         placeholder = "?" if store.engine.dialect.paramstyle == "qmark" else "%s"
         self.sql = {key: (RECENT.format(key=key, p=placeholder), BOUGHT.format(key=key, p=placeholder)) for key in KEYS}
 
-    def read(self, column: str, key: str) -> History:
+    def read(self, column: str, shopper_id: str) -> History:
         """The newest item events of a user (``column="user_id"``) or a session, and everything
         that user or session ever bought."""
+        key = pseudonymize(shopper_id, self.pii_salt)
         recent, bought = self.sql[column]
         conn = self.store.engine.raw_connection()
         try:

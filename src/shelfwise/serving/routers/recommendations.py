@@ -93,7 +93,7 @@ async def recommend_for_user(user_id: Id, k: K = 10, exclude_history: ExcludeHis
     """The next items for a registered user, from their newest events. Purchased and
     out-of-stock items are left out; the shop's pins, boosts and diversity apply; each item
     names the history items behind it. A user without history gets the shop's bestsellers."""
-    history = serving.history("user_id", user_id)
+    history = serving.histories.read("user_id", user_id)
     recs = serving.service.recommend(history.items, history.purchased, k, exclude_history)
     return _answer(serving.service, recs, user_id=user_id, history_length=len(history.items))
 
@@ -102,7 +102,7 @@ async def recommend_for_user(user_id: Id, k: K = 10, exclude_history: ExcludeHis
 async def recommend_for_session(session_id: Id, k: K = 10, exclude_history: ExcludeHistory = False,
                                 serving: Recommending = Depends(get_recommending)) -> JSONResponse:
     """The next items for an anonymous session, from the session's events so far."""
-    history = serving.history("session_id", session_id)
+    history = serving.histories.read("session_id", session_id)
     recs = serving.service.recommend(history.items, history.purchased, k, exclude_history)
     return _answer(serving.service, recs, session_id=session_id, history_length=len(history.items))
 

@@ -19,13 +19,11 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from shelfwise.config import Settings
 from shelfwise.encoders.audio import AudioReadError
 from shelfwise.encoders.image import ImageReadError
 from shelfwise.search.keyword import SORTS
-from shelfwise.serving.deps import AUTH_RESPONSES, Problem, get_history, get_search, get_settings, read_access
+from shelfwise.serving.deps import AUTH_RESPONSES, Problem, get_history, get_search, read_access
 from shelfwise.serving.history import HistoryReader
-from shelfwise.serving.pii import pseudonymize
 from shelfwise.serving.search_service import TEXT_MODES, SearchOutcome, SearchRequest, SearchService, SearchUnavailable
 
 router = APIRouter(tags=["search"], dependencies=[Depends(read_access)], responses=AUTH_RESPONSES)
@@ -91,13 +89,12 @@ async def search_options(
     user_id: Annotated[str | None, Query(min_length=1, max_length=128, description="re-rank for this shopper's recent history")] = None,
     session_id: Annotated[str | None, Query(min_length=1, max_length=128, description="or for this session's")] = None,
     histories: HistoryReader = Depends(get_history),
-    settings: Settings = Depends(get_settings),
 ) -> SearchRequest:
     """The filters, sorting, paging and shopper every search endpoint takes (``async``: no thread hop)."""
     history = ()
     if (user_id or session_id) and sort == "relevance":  # the one SQL read of a search (re-ranking is by relevance)
         column, key = ("user_id", user_id) if user_id else ("session_id", session_id)
-        history = tuple(histories.read(column, pseudonymize(key, settings.pii_salt)).items)
+        history = tuple(histories.read(column, key).items)
     return SearchRequest(q="", category=category, brand=brand, price_min=price_min, price_max=price_max, in_stock=in_stock,
                          sort=sort, page=page, per_page=per_page, history=history)
 
