@@ -111,6 +111,42 @@ def test_models_learn_a_cycle_and_round_trip(tmp_path, name, loss):
     assert list(again.item_ids_ or []) == list(rec.item_ids_ or [])
 
 
+def weak_sasrec(**kwargs) -> SequentialRecommender:
+    """One short epoch: the network knows little, so what the transitions add shows."""
+    return SequentialRecommender("sasrec", {"hidden": 8, "heads": 1, "layers": 1, "inner": 8, "max_len": 6},
+                                 train_config=TrainConfig(epochs=1, batch_size=64, warmup_steps=1, progress=False), **kwargs)
+
+
+def test_transitions_blend_is_chosen_on_validation_and_saved(tmp_path):
+    split = leave_one_out(cyclic_sequences())
+    rec = weak_sasrec().fit(split.train, split.valid_history, split.valid_target)
+    assert rec.transitions_weight_ > 0 and rec.blend_validation_[rec.transitions_weight_] > rec.blend_validation_[0.0]
+    alone = weak_sasrec(transitions_weight=0).fit(split.train, split.valid_history, split.valid_target)
+    blended, _ = evaluate_ranking(rec.score, split.test_history, split.test_target, ks=(1,), mask_history=False)
+    network, _ = evaluate_ranking(alone.score, split.test_history, split.test_target, ks=(1,), mask_history=False)
+    assert blended["hr@1"] > network["hr@1"] and blended["hr@1"] > 0.9
+    again = SequentialRecommender.load(rec.save(tmp_path / "blend").path)
+    assert again.transitions_weight_ == rec.transitions_weight_
+    assert np.allclose(again.score(split.test_history), rec.score(split.test_history), equal_nan=True)
+
+
+def test_partial_fit_learns_the_newest_transitions():
+    split = leave_one_out(cyclic_sequences())
+    rec = weak_sasrec(transitions_weight=0.5).fit(split.train, split.valid_history, split.valid_target)
+    history = Sequences.from_lists([[3]], n_items=12)
+    assert rec.score(history)[0].argmax() == 4  # the cycle: 4 follows 3
+    before = {k: v.clone() for k, v in rec.network_.state_dict().items()}
+    rec.partial_fit(Sequences.from_lists([[3, 9]] * 50, n_items=12), epochs=1)  # now 9 follows 3
+    assert rec.score(history)[0].argmax() == 9
+    assert any(not torch.equal(before[k], v) for k, v in rec.network_.state_dict().items())  # the network trained too
+
+
+@pytest.mark.parametrize("weight", ["often", 1.5, -0.1, True])
+def test_transitions_weight_must_be_auto_or_a_share(weight):
+    with pytest.raises(ValueError, match="transitions_weight"):
+        SequentialRecommender(transitions_weight=weight)
+
+
 def test_fit_without_validation_holds_out_last_items():
     rec = SequentialRecommender("gru4rec", {"hidden": 8, "state": 8, "max_len": 6},
                                 train_config=TrainConfig(epochs=1, batch_size=32, progress=False))

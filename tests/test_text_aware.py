@@ -43,9 +43,10 @@ def topic_sessions(n: int, cold: set[int], seed: int = 0) -> Sequences:
 
 
 def tiny(model: str = "sasrec", item_repr: str = "text", epochs: int = 1, item_text=None) -> SequentialRecommender:
+    # The network alone (no transitions blended in): these tests are about its item representation.
     return SequentialRecommender(model=model, model_config={"item_repr": item_repr, "hidden": 32, "max_len": 8},
                                  train_config=TrainConfig(epochs=epochs, batch_size=32, lr=5e-3, warmup_steps=5, progress=False),
-                                 item_text=item_text)
+                                 item_text=item_text, transitions_weight=0)
 
 
 @pytest.mark.parametrize("model", ["sasrec", "gru4rec"])

@@ -20,14 +20,15 @@ MODEL_NAMES = ["sasrec", "gru4rec", "lstm", "bert4rec", "popularity", "transitio
 
 
 def _parse_overrides(pairs: tuple[str, ...]) -> dict[str, dict]:
-    """``model.hidden=64`` / ``train.lr=0.002`` / ``loss.label_smoothing=0.1`` -> {"model": {...}, ...}.
-    Values are JSON (numbers, true/false, lists), else strings."""
-    out: dict[str, dict] = {"model": {}, "train": {}, "loss": {}}
+    """``model.hidden=64`` / ``train.lr=0.002`` / ``loss.label_smoothing=0.1`` / ``blend.transitions_weight=0``
+    -> {"model": {...}, ...}. Values are JSON (numbers, true/false, lists), else strings."""
+    out: dict[str, dict] = {"model": {}, "train": {}, "loss": {}, "blend": {}}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         section, dot, name = key.partition(".")
         if not sep or not dot or section not in out:
-            raise click.BadParameter(f"expected model.KEY=VALUE, train.KEY=VALUE or loss.KEY=VALUE, got {pair!r}", param_hint="--set")
+            raise click.BadParameter(f"expected model.KEY=VALUE, train.KEY=VALUE, loss.KEY=VALUE or blend.transitions_weight=VALUE, "
+                                     f"got {pair!r}", param_hint="--set")
         try:
             out[section][name] = json.loads(value)
         except json.JSONDecodeError:
@@ -55,13 +56,21 @@ def make_recommender(model: str, overrides: dict[str, dict], epochs: int | None,
     if set(train_settings) - known:
         raise click.BadParameter(f"unknown train settings {sorted(set(train_settings) - known)}", param_hint="--set")
     train_config = TrainConfig(**{"seed": seed, "progress": progress, "checkpoint_dir": checkpoint_dir, **train_settings})
-    return SequentialRecommender(model=model, model_config=overrides["model"], loss=LossConfig(**overrides["loss"]),
-                                 train_config=train_config)
+    blend = overrides.get("blend", {})
+    if set(blend) - {"transitions_weight"}:
+        raise click.BadParameter(f"unknown blend settings {sorted(set(blend) - {'transitions_weight'})}; "
+                                 "there is blend.transitions_weight (auto or a number)", param_hint="--set")
+    try:
+        return SequentialRecommender(model=model, model_config=overrides["model"], loss=LossConfig(**overrides["loss"]),
+                                     train_config=train_config, transitions_weight=blend.get("transitions_weight", "auto"))
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--set") from None
 
 
 def run_sequential_benchmark(data: Path, model: str, out: Path, overrides: dict[str, dict] | None = None, epochs: int | None = None,
                              seed: int = 0, threads: int = 2, mask_history: bool = True, progress: bool = True, resume: bool = False,
-                             data_format: str = "user-sequences", cold_items: float = 0.0, cache_dir: Path | None = None) -> dict:
+                             data_format: str = "user-sequences", cold_items: float = 0.0, cache_dir: Path | None = None,
+                             refit_epochs: int = 0) -> dict:
     """Leave-one-out benchmark: train on all but the last two items per user, select the epoch by
     validation NDCG@10, then rank every item for each user's test step from the history before
     the test item. Writes ``out/metrics.json``, ``out/test_top100.tsv``, ``out/report.html`` and the
@@ -71,7 +80,10 @@ def run_sequential_benchmark(data: Path, model: str, out: Path, overrides: dict[
     RecBole atomic files with item text, e.g. amazon_scientific; enables ``model.item_repr`` text / text+id).
     ``cold_items``: the share of items (seeded draw) removed from training and validation, so the test
     cases whose target is one of them measure recommending items with no history. The test is also
-    reported on ``test_cold`` (targets that never occur in training) and ``test_warm`` (the rest)."""
+    reported on ``test_cold`` (targets that never occur in training) and ``test_warm`` (the rest).
+    After the epoch is selected, a recommender that can learn from new events (``partial_fit``) sees
+    the test histories (every user's items before the test item): its item transitions are counted
+    on them, and the network trains ``refit_epochs`` more epochs on them."""
     import numpy as np
     import torch
 
@@ -82,7 +94,7 @@ def run_sequential_benchmark(data: Path, model: str, out: Path, overrides: dict[
     load_at_start = os.getloadavg()
     torch.set_num_threads(threads)
     distributed.init()  # under torchrun: every process trains on its share, rank 0 evaluates and writes
-    overrides = overrides or {"model": {}, "train": {}, "loss": {}}
+    overrides = overrides or _parse_overrides(())
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     checkpoints = out / "checkpoints"
@@ -111,6 +123,8 @@ def run_sequential_benchmark(data: Path, model: str, out: Path, overrides: dict[
         recommender.fit(split.train, split.valid_history, split.valid_target)
     else:
         recommender.fit(split.train)
+    if hasattr(recommender, "partial_fit"):
+        recommender.partial_fit(_without_items(test_history, held) if cold_items else test_history, refit_epochs)
     fit_seconds = time.time() - started
     if not distributed.is_main():
         return {}
@@ -155,7 +169,11 @@ def run_sequential_benchmark(data: Path, model: str, out: Path, overrides: dict[
             "selection": "epoch with the best validation ndcg@10",
             "test_users": len(test_history),
             "cold_items": {"share": cold_items, "held_out": int(held.sum()), "seed": seed},
+            "refit": {"on": "the test histories (items before each user's test item)", "transitions": hasattr(recommender, "partial_fit"),
+                      "network_epochs": refit_epochs if hasattr(recommender, "partial_fit") else 0},
         },
+        "transitions_weight": getattr(recommender, "transitions_weight_", None),
+        "blend_validation": {str(w): v for w, v in getattr(recommender, "blend_validation_", {}).items()},
         "valid": valid_metrics,
         "test": test_metrics,
         **by_kind,
@@ -325,7 +343,7 @@ def run_session_benchmark(data: Path, model: str, out: Path, overrides: dict[str
     except ValueError as e:  # names the file and the line
         raise click.ClickException(str(e)) from None
     out.mkdir(parents=True, exist_ok=True)
-    recommender = make_recommender(model, overrides or {"model": {}, "train": {}, "loss": {}}, epochs, seed, progress, None)
+    recommender = make_recommender(model, overrides or _parse_overrides(()), epochs, seed, progress, None)
     valid_target = np.zeros(0)
     if hasattr(recommender, "mask_history"):
         recommender.mask_history = False
@@ -382,9 +400,13 @@ def run_session_benchmark(data: Path, model: str, out: Path, overrides: dict[str
 @click.option("--threads", default=2, show_default=True)
 @click.option("--keep-history", is_flag=True, help="Do not leave the user's history items out of the lists.")
 @click.option("--resume", is_flag=True, help="Continue from OUT/checkpoints after a crash.")
+@click.option("--refit-epochs", default=0, show_default=True, type=click.IntRange(min=0),
+              help="After the epoch is selected, train the network this many more epochs on the test histories "
+                   "(item transitions are always recounted on them).")
 @click.pass_obj
 def sequential(obj: Settings, data: Path, data_format: str, model: str, out: Path, epochs: int | None, settings: tuple[str, ...],
-               item_repr: str | None, cold_items: float, seed: int, threads: int, keep_history: bool, resume: bool) -> None:
+               item_repr: str | None, cold_items: float, seed: int, threads: int, keep_history: bool, resume: bool,
+               refit_epochs: int) -> None:
     """Next-item benchmark on a per-user sequence file or a RecBole text folder (leave-one-out, full ranking)."""
     quiet = bool(getattr(obj, "quiet", False))
     overrides = _parse_overrides(settings)
@@ -393,7 +415,7 @@ def sequential(obj: Settings, data: Path, data_format: str, model: str, out: Pat
     home = getattr(obj, "home", None)
     m = run_sequential_benchmark(data, model, out, overrides, epochs, seed, threads, mask_history=not keep_history, progress=not quiet,
                                  resume=resume, data_format=data_format, cold_items=cold_items,
-                                 cache_dir=Path(home) / "cache" if home else None)
+                                 cache_dir=Path(home) / "cache" if home else None, refit_epochs=refit_epochs)
     if not m:  # a torchrun worker other than rank 0
         return
     t = m["test"]
@@ -456,6 +478,8 @@ def recommender(obj: Settings, model: str, epochs: int | None, settings: tuple[s
     else:
         rec.fit(split.train)
     test, _ = evaluate_ranking(rec.score, split.test_history, split.test_target)
+    if hasattr(rec, "partial_fit"):  # the served model learns from every user's latest events too
+        rec.partial_fit(seqs, epochs=1)
     if hasattr(rec, "save"):
         artifact = rec.save(obj.artifacts / model, {"test": test, "users": len(split.test_target)})
         where = f" -> {artifact.path}"

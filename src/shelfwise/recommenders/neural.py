@@ -5,7 +5,7 @@ plus ``save`` / ``load`` in the one artifact format."""
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +13,8 @@ import torch
 
 from shelfwise import artifacts
 from shelfwise.datasets.sequences import Sequences
+from shelfwise.recommenders.baselines import ItemTransitions
+from shelfwise.recommenders.blend import blended_scores, choose_weight, transitions_from_bytes, transitions_to_bytes
 from shelfwise.recommenders.item_repr import set_item_text
 from shelfwise.recommenders.losses import LossConfig
 from shelfwise.recommenders.registry import DEFAULT_MODEL, MODELS, build_model
@@ -29,6 +31,13 @@ class SequentialRecommender:
     mask_history: bool = True  # validation leaves history items out of the lists, like the test protocol
     # Frozen text vectors [n_items + 1, 384] for model_config item_repr "text" / "text+id" (item_repr.encode_item_texts).
     item_text: np.ndarray | None = field(default=None, repr=False)
+    # Weight of item-to-item transitions in the scores (see blend.py): "auto" chooses it on validation, 0 = the network alone.
+    transitions_weight: float | str = "auto"
+
+    def __post_init__(self):
+        w = self.transitions_weight
+        if w != "auto" and not (isinstance(w, (int, float)) and not isinstance(w, bool) and 0 <= w <= 1):
+            raise ValueError(f"transitions_weight must be 'auto' or a number from 0 to 1, got {w!r}")
 
     def fit(self, train_seqs: Sequences, valid_history: Sequences | None = None, valid_target: np.ndarray | None = None):
         """Train on ``train_seqs``, selecting the epoch by validation NDCG@10. Without an explicit
@@ -45,10 +54,33 @@ class SequentialRecommender:
         task = NextItemTask(self.network_, train_seqs, valid_history, valid_target, batch_size=self.train_config.batch_size,
                             loss=self.loss, mask_history=self.mask_history)
         self.result_: TrainResult = train(self.network_, task, self.train_config)
+        self.transitions_ = ItemTransitions().fit(train_seqs) if self.transitions_weight != 0 else None
+        self.blend_validation_ = {}
+        if self.transitions_weight == "auto":
+            self.transitions_weight_, self.blend_validation_ = choose_weight(
+                lambda h: score_histories(self.network_, h), self.transitions_, valid_history, valid_target, self.mask_history,
+                self.train_config.metric)
+        else:
+            self.transitions_weight_ = float(self.transitions_weight)
+        return self
+
+    def partial_fit(self, seqs: Sequences, epochs: int = 1) -> "SequentialRecommender":
+        """Learn from ``seqs`` (e.g. the same users with their newest events): count its transitions
+        afresh and train the network ``epochs`` more at the learning rate its schedule ended with
+        (0: transitions only). Nothing is validated here; ``fit`` chose the recipe."""
+        if self.transitions_ is not None:
+            self.transitions_ = ItemTransitions().fit(seqs)
+        if epochs:
+            c = self.train_config
+            final_lr = c.lr * (c.min_lr_ratio if c.decay == "cosine" else 1.0)
+            config = replace(c, epochs=epochs, lr=final_lr, warmup_steps=0, decay="constant", patience=0, checkpoint_dir=None,
+                             max_seconds=None, seed=c.seed + 1)
+            train(self.network_, NextItemTask(self.network_, seqs, batch_size=c.batch_size, loss=self.loss), config)
         return self
 
     def score(self, histories: Sequences) -> np.ndarray:
-        return score_histories(self.network_, histories).numpy()
+        network = score_histories(self.network_, histories)
+        return blended_scores(network, self.transitions_, histories, self.transitions_weight_).numpy()
 
     def config(self) -> dict:
         return {
@@ -58,6 +90,7 @@ class SequentialRecommender:
             "loss": asdict(self.loss),
             "train_config": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self.train_config).items()},
             "mask_history": self.mask_history,
+            "transitions_weight": self.transitions_weight_,
         }
 
     def save(self, root: Path | str, metrics: dict | None = None) -> artifacts.Artifact:
@@ -65,6 +98,8 @@ class SequentialRecommender:
         extra = {}
         if self.item_ids_ is not None:
             extra["items.json"] = json.dumps([str(x) for x in self.item_ids_]).encode()
+        if self.transitions_ is not None and self.transitions_weight_:
+            extra["transitions.npz"] = transitions_to_bytes(self.transitions_)
         return artifacts.save(root, self.network_.state_dict(), self.config(), metrics, extra_files=extra)
 
     @classmethod
@@ -77,10 +112,13 @@ class SequentialRecommender:
         rec = cls(model=c["model"], model_config={k: v for k, v in c["model_config"].items() if k != "n_items"},
                   loss=LossConfig(**c["loss"]), train_config=TrainConfig(**{k: (tuple(v) if k == "betas" else v)
                                                                             for k, v in c["train_config"].items() if k in train_fields}),
-                  mask_history=c.get("mask_history", True))
+                  mask_history=c.get("mask_history", True), transitions_weight=c.get("transitions_weight", 0.0))
         rec.network_ = build_model(c["model"], c["model_config"]["n_items"], **rec.model_config)
         rec.network_.load_state_dict(art.state_dict())
         rec.network_.eval()
+        transitions_file = art.path / "transitions.npz"
+        rec.transitions_weight_ = float(rec.transitions_weight) if transitions_file.exists() else 0.0
+        rec.transitions_ = transitions_from_bytes(transitions_file.read_bytes()) if transitions_file.exists() else None
         items_file = art.path / "items.json"
         rec.item_ids_ = np.array(json.loads(items_file.read_text()), dtype=object) if items_file.exists() else None
         return rec

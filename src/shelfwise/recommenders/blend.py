@@ -1,0 +1,70 @@
+"""A network's next-item probabilities blended with item-to-item transitions.
+
+The two are good at different things: the network generalises over whole histories, the
+transitions count what followed the last items, which is sharp for pairs bought together and
+free to update with the latest events. Blending probabilities (not logits) keeps both on one scale:
+
+    p(item) = (1 - w) * softmax(network scores) + w * transitions(item)
+
+``w`` is chosen on the validation cases, like the epoch, from ``WEIGHTS``; 0 keeps the network alone.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Callable
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from shelfwise.datasets.sequences import Sequences
+from shelfwise.evaluation.metrics import evaluate_ranking
+from shelfwise.recommenders.baselines import ItemTransitions
+
+WEIGHTS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3)
+
+
+def blended_scores(network_scores: torch.Tensor, transitions: ItemTransitions | None, histories: Sequences, weight: float) -> torch.Tensor:
+    """[n, n_items + 1] scores (column 0 = -inf): the network's logits when ``weight`` is 0, else blended probabilities."""
+    if not weight or transitions is None:
+        return network_scores
+    probabilities = torch.softmax(network_scores, dim=1)
+    follows = torch.from_numpy(transitions.score(histories))
+    follows[:, 0] = 0.0
+    out = (1 - weight) * probabilities + weight * follows
+    out[:, 0] = float("-inf")
+    return out
+
+
+def choose_weight(network: Callable[[Sequences], torch.Tensor], transitions: ItemTransitions, histories: Sequences,
+                  targets: np.ndarray, mask_history: bool, metric: str = "ndcg@10") -> tuple[float, dict[float, float]]:
+    """The weight of ``WEIGHTS`` with the best validation ``metric``, and the metric of each."""
+    cache: dict[int, torch.Tensor] = {}
+
+    def scorer(weight: float):
+        def score(batch: Sequences) -> torch.Tensor:
+            key = hash(batch.items.tobytes()) ^ len(batch)  # the network's scores of a batch are computed once for all weights
+            if key not in cache:
+                cache[key] = network(batch)
+            return blended_scores(cache[key], transitions, batch, weight)
+        return score
+
+    values = {w: evaluate_ranking(scorer(w), histories, targets, mask_history=mask_history)[0][metric] for w in WEIGHTS}
+    best = max(values, key=lambda w: (values[w], -w))  # ties go to the smaller weight
+    return best, values
+
+
+def transitions_to_bytes(transitions: ItemTransitions) -> bytes:
+    buffer = io.BytesIO()
+    m = transitions.transitions_
+    np.savez(buffer, data=m.data, indices=m.indices, indptr=m.indptr, shape=np.array(m.shape), popularity=transitions.popularity_)
+    return buffer.getvalue()
+
+
+def transitions_from_bytes(data: bytes) -> ItemTransitions:
+    arrays = np.load(io.BytesIO(data))
+    out = ItemTransitions()
+    out.transitions_ = sp.csr_matrix((arrays["data"], arrays["indices"], arrays["indptr"]), shape=tuple(arrays["shape"]))
+    out.popularity_ = arrays["popularity"]
+    return out
