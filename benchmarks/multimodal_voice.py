@@ -1,5 +1,6 @@
 """Voice queries on the fashion catalogue: 30 real product queries spoken by espeak-ng, transcribed
-by Whisper tiny.en, searched; does the spoken query reach the same top product as the typed one?
+by Whisper tiny.en, biased towards the catalogue's words (CatalogueBiasing), searched; does the spoken
+query reach the same top product as the typed one?
 
     python benchmarks/multimodal_voice.py --data ../shared/data/fashion --out runs/voice
 
@@ -45,6 +46,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--no-vocabulary", action="store_true", help="do not prompt Whisper with the catalogue's words")
     parser.add_argument("--no-correction", action="store_true", help="do not spell-correct transcripts against the catalogue's words")
+    parser.add_argument("--no-biasing", action="store_true", help="search Whisper's best transcript, not the catalogue-biased choice")
     args = parser.parse_args()
     import pandas as pd
     import torch
@@ -52,7 +54,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     from shelfwise.encoders.audio import SpeechConfig, SpeechRecognizer, vocabulary_prompt
     from shelfwise.encoders.text import TextEncoder
-    from shelfwise.multimodal.voice import VoiceSearch
+    from shelfwise.multimodal.voice import CatalogueBiasing, VoiceSearch
     from shelfwise.search.engine import SearchEngine
 
     espeak = shutil.which("espeak-ng")
@@ -72,7 +74,9 @@ def main() -> None:
         from shelfwise.search.suggest import SpellingCorrector
 
         corrector = SpellingCorrector().fit(list(items["title"]) + list(items["category"]))
-    voice = VoiceSearch(search, SpeechRecognizer(SpeechConfig(beam_size=args.beam_size, cpu_threads=args.threads, prompt=prompt)), corrector)
+    biasing = None if args.no_biasing else CatalogueBiasing().fit(list(items["title"]) + list(items["category"]))
+    recognizer = SpeechRecognizer(SpeechConfig(beam_size=args.beam_size, cpu_threads=args.threads, prompt=prompt))
+    voice = VoiceSearch(search, recognizer, corrector, biasing)
     typed = search(QUERIES, 10)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -96,7 +100,7 @@ def main() -> None:
         "overlap@10": sum(r["overlap@10"] for r in rows) / len(rows),
         "real_time_factor": decode / audio,
         "mean_decode_seconds": decode / len(rows),
-        "mode": args.mode, "beam_size": args.beam_size, "threads": args.threads, "vocabulary_prompt": prompt is not None, "spelling_correction": corrector is not None,
+        "mode": args.mode, "beam_size": args.beam_size, "threads": args.threads, "vocabulary_prompt": prompt is not None, "spelling_correction": corrector is not None, "biasing": biasing is not None,
     }
     (out / "voice.json").write_text(json.dumps({"summary": summary, "queries": rows}, indent=2))
     print(json.dumps(summary, indent=2))

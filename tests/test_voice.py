@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from collections import Counter
 
 import pytest
 
@@ -24,7 +25,7 @@ def _speak(text: str, path) -> None:
 
 @pytest.fixture(scope="module")
 def recognizer():
-    return SpeechRecognizer(SpeechConfig(beam_size=1))
+    return SpeechRecognizer(SpeechConfig())
 
 
 def test_unreadable_audio_is_a_clear_error(tmp_path):
@@ -103,3 +104,100 @@ def test_voice_search_returns_transcript_and_results(recognizer, clips):
     result = VoiceSearch(search, recognizer, SpellingCorrector().fit(titles.values())).search(clips["ogg"], top=1)
     assert "belt" in result.transcript.text.lower() and result.query == result.query.lower()
     assert result.page.item_ids == ["1"]
+
+
+CATALOGUE = ["Titan Men Analog Watch", "Fastrack Men Black Analog Watch", "Mitera Women Silk Saree", "Satya Paul Silk Saree",
+             "Puma Men Black Leather Belt", "Nike Women Black Leggings", "Saree", "Watches"]
+
+
+def test_sound_key_files_misheard_words_near_the_catalogue_word():
+    from shelfwise.multimodal.voice import SoundAlikeWords, sound_key
+
+    assert sound_key("saree") == "sr" and sound_key("fairy") == "fr"
+    assert sound_key("and long") == "anlnk" and sound_key("analog") == "anlk"
+    words = SoundAlikeWords(Counter({"saree": 5, "analog": 3, "watch": 4, "silk": 2}))
+    assert ("saree", 1) in words.near("fairy", 4) and [w for w, _ in words.near("andlong", 4)] == ["analog"]
+    assert words.near("xyzzyq", 4) == []
+
+
+def test_catalogue_language_model_prefers_the_shops_phrasing():
+    from shelfwise.multimodal.voice import CatalogueLanguageModel
+
+    lm = CatalogueLanguageModel().fit(CATALOGUE)
+    assert lm.log_prob("men analog watch") > lm.log_prob("men and long watch")
+    assert lm.log_prob("silk saree") > lm.log_prob("silk fairy")
+    assert lm.log_prob("analog watch") > lm.log_prob("watch analog")  # word order counts a little
+
+
+class _Scores:
+    """A stand-in recogniser whose acoustic scores are given: tests the fusion, not Whisper."""
+
+    def __init__(self, scores):
+        self.scores = scores
+
+    def score(self, heard, texts):
+        return [self.scores.get(t, -30.0) for t in texts]
+
+
+def _heard(*texts):
+    from shelfwise.encoders.audio import Heard
+
+    return Heard(list(texts), [0.0] * len(texts), 1.0, 0.1, None, 100)
+
+
+def test_biasing_proposes_catalogue_words_that_sound_like_what_was_heard():
+    from shelfwise.multimodal.voice import CatalogueBiasing
+
+    biasing = CatalogueBiasing().fit(CATALOGUE)
+    candidates = biasing.candidates(_heard("Silk, fairy.", "Still, Harry."))
+    assert candidates[:2] == ["silk fairy", "still harry"] and "silk saree" in candidates
+    assert "men analog watch" in biasing.candidates(_heard("Men and long watch."))
+
+
+def test_biasing_trades_acoustic_fit_against_catalogue_fit():
+    from shelfwise.multimodal.voice import BiasingConfig, CatalogueBiasing
+
+    heard = _heard("Silk, fairy.")
+    # Whisper finds "silk fairy" a little likelier; the shop sells silk sarees, not fairies.
+    close = _Scores({"silk fairy": -6.0, "silk saree": -7.5})
+    assert CatalogueBiasing().fit(CATALOGUE).choose(heard, close) == "silk saree"
+    # ... but a text that does not fit the audio at all is not chosen for being a catalogue phrase.
+    assert CatalogueBiasing().fit(CATALOGUE).choose(heard, _Scores({"silk fairy": -6.0, "silk saree": -40.0})) == "silk fairy"
+    # Without the language model the acoustic score decides.
+    assert CatalogueBiasing(BiasingConfig(lm_weight=0.0)).fit(CATALOGUE).choose(heard, close) == "silk fairy"
+
+
+def test_word_bonus_keeps_biasing_from_dropping_heard_words():
+    from shelfwise.multimodal.voice import BiasingConfig, CatalogueBiasing
+
+    heard = _heard("Men, black, leather, belt.")
+    scores = _Scores({"men black leather belt": -3.0, "black belt": -12.0, "men black leather": -8.0})
+    biasing = CatalogueBiasing().fit(CATALOGUE)
+    biasing.candidates = lambda heard: list(scores.scores)  # a fixed shortlist: this tests the scoring only
+    assert biasing.choose(heard, scores) == "men black leather belt"
+
+
+@needs_espeak
+def test_voice_search_biases_a_misheard_query_to_the_catalogue(recognizer, tmp_path):
+    from shelfwise.multimodal.voice import CatalogueBiasing, VoiceSearch
+    from shelfwise.search.keyword import SearchPage
+
+    _speak("men analog watch", tmp_path / "watch.wav")
+    searched = []
+
+    def search(queries, top):
+        searched.extend(queries)
+        return [SearchPage(hits=[], total=0)]
+
+    plain = VoiceSearch(search, recognizer).search(tmp_path / "watch.wav")
+    biased = VoiceSearch(search, recognizer, biasing=CatalogueBiasing().fit(CATALOGUE)).search(tmp_path / "watch.wav")
+    assert "analog" not in plain.query  # tiny.en hears "man, man, a lot more" ...
+    assert biased.query.endswith("analog watch") and searched[-1] == biased.query  # ... the catalogue sets it right
+    assert biased.transcript.text == plain.transcript.text and biased.transcript.decode_seconds > 0
+
+
+def test_biasing_without_catalogue_words_keeps_whispers_best():
+    from shelfwise.multimodal.voice import CatalogueBiasing
+
+    heard = _heard("Men, black, leather, belt.", "Men, black, leather, belt, belt.")
+    assert CatalogueBiasing().fit([]).choose(heard, _Scores({})) == "men black leather belt"

