@@ -1,5 +1,5 @@
 """Text <-> image alignment and item fusion on the fashion photos (the numbers in
-docs/benchmarks-multimodal.md). The same run as ``shelfwise bench multimodal``, with the machine
+docs/benchmarks.md, "Multimodal"). The same run as ``shelfwise bench multimodal``, with the machine
 header every benchmark prints:
 
     python benchmarks/multimodal.py --data ../shared/data/fashion --out runs/multimodal [--cache DIR]
@@ -25,6 +25,7 @@ def main() -> None:
     parser.add_argument("--test-size", type=int, default=2000)
     parser.add_argument("--extra-names", type=int, default=20000)
     parser.add_argument("--no-ablations", action="store_true")
+    parser.add_argument("--tune-image", action="store_true", help="also fine-tune the image backbone's last blocks (a variant chosen on validation)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
@@ -34,7 +35,8 @@ def main() -> None:
     from shelfwise.multimodal.benchmark import BenchConfig, run
 
     print(header(args.data), flush=True)
-    config = BenchConfig(test_size=args.test_size, extra_texts=args.extra_names, ablations=not args.no_ablations, seed=args.seed)
+    config = BenchConfig(test_size=args.test_size, extra_texts=args.extra_names, ablations=not args.no_ablations,
+                         tune_image=args.tune_image, seed=args.seed)
     started = time.time()
     results = run(args.data, args.out, config, cache_dir=args.cache, progress=False, log=lambda m: print(m, flush=True))
     print(json.dumps({k: results[k] for k in ("alignment", "fusion", "fusion_selected", "throughput", "artifact")}, indent=2, default=float))

@@ -103,3 +103,41 @@ def test_encoder_with_colour_appends_the_histogram(tmp_path):
     assert encoder.dim == EMBEDDING_DIM + 64 and result.vectors.shape == (2, EMBEDDING_DIM + 64)
     assert np.allclose(result.vectors[0, EMBEDDING_DIM:], colour_features([photo], bins=4).vectors[0], atol=1e-6)
     assert result.errors.keys() == {1} and not result.vectors[1].any()
+
+
+def test_cached_trunk_plus_tail_gives_the_encoder_features_and_a_tuned_tail_serves():
+    """The fine-tuning path: trunk activations once, the tail trained on them, and an encoder built
+    with the tuned weights computes exactly what the tail was trained to compute."""
+    import torch
+
+    from shelfwise.encoders.image import BackboneTail, load_backbone
+    from shelfwise.training.loop import TrainConfig, make_optimizer
+
+    torch.set_num_threads(1)
+    config = ImageEncoderConfig(image_size=64, batch_size=2)
+    encoder = ImageEncoder(config)
+    photos = [_photo((200, 30, 30)), _photo((30, 30, 200), stripe=(250, 250, 0)), b"broken"]
+    trunk = encoder.encode_trunk(photos, stop=11)
+    assert trunk.vectors.dtype == np.float16 and trunk.vectors.shape == (3, 112, 4, 4)
+    assert trunk.ok.tolist() == [True, True, False] and set(trunk.errors) == {2} and not trunk.vectors[2].any()
+    assert np.allclose(encoder.encode_from_trunk(trunk.vectors[:2], 11), encoder.encode(photos[:2]), atol=3e-3)  # float16 cache
+
+    tail = BackboneTail(load_backbone(), 11, lr_scale=0.1)
+    trainable = {name for name, p in tail.backbone.named_parameters() if p.requires_grad}
+    tail_prefixes = tuple(f"_blocks.{i}." for i in range(11, 16)) + ("_conv_head.", "_bn1.")
+    assert trainable and all(name.startswith(tail_prefixes) for name in trainable)
+    assert "_blocks.10._project_conv.weight" not in trainable and "_fc.weight" not in trainable
+    tail.train()
+    assert tail.training and not any(m.training for m in tail.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    optimizer = make_optimizer(tail, TrainConfig(lr=0.1))
+    assert {g["lr_scale"] for g in optimizer.param_groups if g["params"]} == {0.1}
+    inputs = torch.from_numpy(trunk.vectors[:2])
+    for _ in range(3):
+        optimizer.zero_grad()
+        (tail(inputs)[:, :10].sum()).backward()  # any loss: the point is that the weights move
+        optimizer.step()
+    tuned = ImageEncoder(config, weights=tail.backbone.state_dict())
+    with torch.no_grad():
+        expected = tail.eval()(inputs).numpy()
+    assert np.allclose(tuned.encode(photos[:2]), expected, atol=3e-3)
+    assert not np.allclose(expected, encoder.encode(photos[:2]), atol=1e-2)

@@ -133,6 +133,36 @@ def test_model_artifact_round_trip(tmp_path):
     assert loaded.image_config == {"colour_bins": 5} and loaded.aligner.config.retrieval_weights == aligner.config.retrieval_weights
 
 
+def test_aligner_fine_tunes_the_image_tail_and_the_artifact_serves_it(tmp_path):
+    """Photos as cached trunk activations (+ colour histograms): the backbone's tail trains with the
+    projections, and the saved model's image encoder carries the tuned weights."""
+    from shelfwise.encoders.image import EMBEDDING_DIM, BackboneTail, load_backbone
+    from shelfwise.multimodal.alignment import TrunkInputs
+
+    _, texts, labels = _pairs()
+    rng = np.random.default_rng(2)
+    # What the trunk gives at 64 px entering the last block: [n, views, 192, 2, 2].
+    photos = TrunkInputs(rng.normal(size=(24, 2, 192, 2, 2)).astype(np.float16), rng.random((24, 2, 8)).astype(np.float32))
+    pretrained = load_backbone().state_dict()
+    aligner = Aligner(AlignmentConfig(**TINY, image_dim=EMBEDDING_DIM + 8), _train_config(2), vocabs=VOCABS,
+                      image_tail=BackboneTail(load_backbone(), 15, lr_scale=0.5))
+    aligner.fit(photos, texts, labels, valid=(photos.take(slice(0, 6), 0), texts[:6], {k: v[:6] for k, v in labels.items()}))
+    weights = aligner.image_backbone_weights()
+    assert not torch.equal(weights["_conv_head.weight"], pretrained["_conv_head.weight"])
+    assert torch.equal(weights["_blocks.14._project_conv.weight"], pretrained["_blocks.14._project_conv.weight"])  # the trunk is frozen
+    assert not any(k.startswith("image_tail.") for k in aligner.state_dict())  # the backbone is saved with the image encoder
+    assert aligner.embed_images(photos.take(slice(0, 3), 0)).shape == (3, aligner.dim)
+
+    MultimodalModel(aligner, image_config={"image_size": 64, "colour_bins": 2}, image_weights=weights).save(tmp_path / "model")
+    loaded = MultimodalModel.load(tmp_path / "model")
+    encoder = loaded.make_image_encoder()
+    assert encoder.config.image_size == 64 and torch.equal(encoder.model.state_dict()["_conv_head.weight"], weights["_conv_head.weight"])
+    features = encoder.encode([Image.new("RGB", (60, 80), (200, 20, 20))])
+    assert np.allclose(loaded.aligner.embed_images(features), aligner.embed_images(features), atol=1e-6)
+    assert MultimodalModel.load(tmp_path / "model").image_weights is not None
+    assert MultimodalModel(_aligner(epochs=1)).save(tmp_path / "frozen") and MultimodalModel.load(tmp_path / "frozen").image_weights is None
+
+
 def test_loading_something_else_is_a_clear_error(tmp_path):
     from shelfwise import artifacts
 

@@ -49,7 +49,7 @@ def test_bench_multimodal_command_writes_metrics_and_a_loadable_model(fashion_fo
 
     torch.set_num_threads(1)
     out = tmp_path / "out"
-    args = ["--data", str(fashion_folder), "--out", str(out), "--test-size", "10", "--extra-names", "12", "--no-ablations"]
+    args = ["--data", str(fashion_folder), "--out", str(out), "--test-size", "10", "--extra-names", "12", "--no-ablations", "--tune-image"]
     result = CliRunner().invoke(multimodal, args, obj=Settings(home=tmp_path / "home", quiet=True), catch_exceptions=False)
     assert result.exit_code == 0, result.output
     metrics = json.loads((out / "metrics.json").read_text())
@@ -61,8 +61,19 @@ def test_bench_multimodal_command_writes_metrics_and_a_loadable_model(fashion_fo
     assert set(metrics["fusion"]["gated"]) >= {"image", "text", "image+text", "image+text+attributes"}
     assert metrics["throughput"]["images_per_second"] > 0
     model = MultimodalModel.load(out / "model")
-    assert model.fuser is not None and model.image_config == {"colour_bins": 5}
+    assert model.fuser is not None and model.image_config == {"colour_bins": 5, "image_size": 160}
+    # --tune-image fine-tunes the image backbone's tail: the saved model carries it, search encodes with it.
+    assert metrics["alignment"]["variant"] == "+tuned_backbone" and model.image_weights is not None
+    assert torch.equal(model.make_image_encoder().model.state_dict()["_conv_head.weight"], model.image_weights["_conv_head.weight"])
     assert (out / "cache").is_dir()  # encoder outputs kept for the next run
+
+    # The default keeps the backbone frozen: the packaged weights serve, nothing extra is saved.
+    frozen = tmp_path / "frozen"
+    args = ["--data", str(fashion_folder), "--out", str(frozen), "--cache", str(out / "cache"), "--test-size", "10", "--extra-names", "12", "--no-ablations"]
+    result = CliRunner().invoke(multimodal, args, obj=Settings(home=tmp_path / "home", quiet=True), catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert json.loads((frozen / "metrics.json").read_text())["alignment"]["variant"] == "full"
+    assert MultimodalModel.load(frozen / "model").image_weights is None
 
 
 def test_split_is_disjoint_and_seeded():

@@ -32,15 +32,17 @@ def _threads(threads: int | None) -> None:
 @click.option("--test-size", type=click.IntRange(10), default=2000, show_default=True, help="Photos in the evaluation catalogue (never used in training).")
 @click.option("--extra-names", type=click.IntRange(0), default=20000, show_default=True, help="Names of products without a photo used for the text side (0 = none).")
 @click.option("--no-ablations", is_flag=True, help="Train only the full alignment model, not the variants that show what each part adds.")
+@click.option("--tune-image", is_flag=True, help="Also fine-tune the image backbone's last blocks with the alignment (a variant chosen on validation like the others).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--threads", type=click.IntRange(1), default=1, show_default=True, help="torch CPU threads.")
 @click.pass_obj
-def multimodal(obj: Settings, data: Path, out: Path, cache: Path | None, test_size: int, extra_names: int, no_ablations: bool, seed: int, threads: int) -> None:
+def multimodal(obj: Settings, data: Path, out: Path, cache: Path | None, test_size: int, extra_names: int, no_ablations: bool, tune_image: bool,
+               seed: int, threads: int) -> None:
     """Train the text <-> image alignment and fusion on part of the photos; measure on the rest."""
     _threads(threads)
     from shelfwise.multimodal.benchmark import BenchConfig, run
 
-    config = BenchConfig(test_size=test_size, extra_texts=extra_names, ablations=not no_ablations, seed=seed)
+    config = BenchConfig(test_size=test_size, extra_texts=extra_names, ablations=not no_ablations, tune_image=tune_image, seed=seed)
     try:
         results = run(data, out, config, cache_dir=cache, progress=not obj.quiet, log=(lambda *_: None) if obj.quiet else click.echo)
     except (ValueError, FileNotFoundError) as e:
@@ -80,14 +82,15 @@ def multimodal_search_rows(products: Path, model: Path, queries: list[str], imag
 @click.option("--beam-size", type=click.IntRange(1), default=5, show_default=True, help="Whisper beam size (1 = greedy, faster).")
 @click.option("--no-vocabulary", is_flag=True, help="Do not prompt Whisper with the catalogue's words.")
 @click.option("--no-correction", is_flag=True, help="Do not spell-correct transcripts against the catalogue's words.")
+@click.option("--no-biasing", is_flag=True, help="Search Whisper's best transcript instead of the likeliest catalogue phrasing of what was heard.")
 @click.option("--threads", type=click.IntRange(1), default=1, show_default=True, help="CPU threads for speech recognition and torch.")
 @click.pass_obj
-def voice(obj: Settings, files: tuple[Path, ...], products: Path, model: Path | None, mode: str, top: int, beam_size: int, no_vocabulary: bool, no_correction: bool, threads: int) -> None:
+def voice(obj: Settings, files: tuple[Path, ...], products: Path, model: Path | None, mode: str, top: int, beam_size: int, no_vocabulary: bool, no_correction: bool, no_biasing: bool, threads: int) -> None:
     """Transcribe spoken queries (WAV / MP3 / OGG) and search with them; prints one JSON line per
     file: the transcript, the searched query, timings and the results."""
     _threads(threads)
     from shelfwise.encoders.audio import AudioReadError, SpeechConfig, SpeechRecognizer, vocabulary_prompt
-    from shelfwise.multimodal.voice import VoiceSearch
+    from shelfwise.multimodal.voice import CatalogueBiasing, VoiceSearch
 
     try:
         if model is not None:
@@ -114,7 +117,8 @@ def voice(obj: Settings, files: tuple[Path, ...], products: Path, model: Path | 
         from shelfwise.search.suggest import SpellingCorrector
 
         corrector = SpellingCorrector().fit(list(items["title"]) + list(categories))
-    searcher = VoiceSearch(search_function, SpeechRecognizer(SpeechConfig(beam_size=beam_size, cpu_threads=threads, prompt=prompt)), corrector)
+    biasing = None if no_biasing else CatalogueBiasing().fit(list(items["title"]) + list(categories))
+    searcher = VoiceSearch(search_function, SpeechRecognizer(SpeechConfig(beam_size=beam_size, cpu_threads=threads, prompt=prompt)), corrector, biasing)
     failed = 0
     for path in files:
         try:

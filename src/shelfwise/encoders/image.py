@@ -10,6 +10,11 @@ product instead of cropping a sleeve or a shoe tip), resized to 224x224 and scal
 
 Photos are read from paths or bytes. A photo that cannot be read (missing, not an image,
 truncated) becomes a clear per-item error; the rest of the batch is still encoded.
+
+Fine-tuning: the backbone splits into a frozen *trunk* (stem + the first blocks) and a trainable
+*tail* (the last blocks + head). The trunk's activations are computed once (``encode_trunk``) and
+:class:`BackboneTail` trains the tail on them; an encoder built with the tuned ``weights`` then
+gives exactly the features the tail was trained to produce.
 """
 
 from __future__ import annotations
@@ -18,10 +23,12 @@ import io
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence, Union
+from typing import Callable, Iterator, Mapping, Sequence, Union
 
 import numpy as np
 import torch
+from torch import nn
+from torch.nn import functional as F
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +62,9 @@ class ImageEncoderConfig:
 
 @dataclass
 class EncodedImages:
-    """``vectors`` [n, 1280] (unit rows; zeros where a photo failed), ``ok`` [n] bool and
-    ``errors``: position -> reason for each photo that failed."""
+    """``vectors`` [n, 1280] (unit rows; zeros where a photo failed; trunk activations
+    [n, C, H, W] from ``encode_trunk``), ``ok`` [n] bool and ``errors``: position -> reason for
+    each photo that failed."""
 
     vectors: np.ndarray
     ok: np.ndarray
@@ -70,15 +78,69 @@ def weights_path() -> Path:
     return Path(EfficientnetLite0ModelFile.get_model_file_path())
 
 
-def load_backbone() -> torch.nn.Module:
-    """EfficientNet-Lite0 with its ImageNet weights (classifier included, unused by encode())."""
+def load_backbone(weights: Mapping[str, torch.Tensor] | None = None) -> nn.Module:
+    """EfficientNet-Lite0 with its ImageNet weights, or with ``weights`` (a fine-tuned copy's
+    state dict); classifier included, unused by encode()."""
     from efficientnet_lite_pytorch import EfficientNet
 
     model = EfficientNet.from_name(BASE_MODEL_NAME)
-    # The package's own loader calls torch.load without weights_only; load the tensors safely here.
-    state = torch.load(str(weights_path()), map_location="cpu", weights_only=True)
-    model.load_state_dict(state, strict=True)
+    if weights is None:
+        # The package's own loader calls torch.load without weights_only; load the tensors safely here.
+        weights = torch.load(str(weights_path()), map_location="cpu", weights_only=True)
+    model.load_state_dict(dict(weights), strict=True)
     return model.eval()
+
+
+def run_blocks(backbone: nn.Module, x: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+    """MBConv blocks [start, stop), with the package's stochastic-depth schedule (active in training only)."""
+    blocks = backbone._blocks
+    rate = backbone._global_params.drop_connect_rate
+    for index in range(start, stop):
+        x = blocks[index](x, drop_connect_rate=rate * index / len(blocks) if rate else None)
+    return x
+
+
+def backbone_trunk(backbone: nn.Module, pixels: torch.Tensor, stop: int) -> torch.Tensor:
+    """[b, 3, S, S] -> the activations entering block ``stop``."""
+    return run_blocks(backbone, backbone._swish(backbone._bn0(backbone._conv_stem(pixels))), 0, stop)
+
+
+def backbone_tail(backbone: nn.Module, activations: torch.Tensor, start: int) -> torch.Tensor:
+    """Activations entering block ``start`` -> [b, 1280] pooled features (unnormalised)."""
+    x = run_blocks(backbone, activations, start, len(backbone._blocks))
+    return backbone._swish(backbone._bn1(backbone._conv_head(x))).mean(dim=(2, 3))
+
+
+class BackboneTail(nn.Module):
+    """The backbone's blocks from ``start`` on and its head, trainable on cached trunk activations:
+    [b, C, H, W] -> [b, 1280] unit features, as :meth:`ImageEncoder.encode` gives them.
+
+    The trunk's parameters are frozen (its outputs are cached, it never runs here). Batch norms
+    keep their ImageNet statistics: the statistics of a few hundred shop photos per batch are
+    noisier, and frozen ones make training and serving compute the same function.
+    ``lr_scale`` on the tail's parameters lets the training loop move pretrained weights more
+    gently than freshly initialised heads.
+    """
+
+    def __init__(self, backbone: nn.Module, start: int, lr_scale: float = 1.0):
+        super().__init__()
+        if not 0 <= start < len(backbone._blocks):
+            raise ValueError(f"start block {start} outside 0..{len(backbone._blocks) - 1}")
+        self.backbone, self.start = backbone, start
+        tail = {f"_blocks.{i}." for i in range(start, len(backbone._blocks))} | {"_conv_head.", "_bn1."}
+        for name, parameter in backbone.named_parameters():
+            parameter.requires_grad = any(name.startswith(prefix) for prefix in tail)
+            parameter.lr_scale = lr_scale
+
+    def train(self, mode: bool = True) -> "BackboneTail":
+        super().train(mode)
+        for module in self.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.eval()
+        return self
+
+    def forward(self, activations: torch.Tensor) -> torch.Tensor:
+        return F.normalize(backbone_tail(self.backbone, activations.float(), self.start), dim=-1)
 
 
 def _describe(source: ImageSource, position: int) -> str:
@@ -189,10 +251,11 @@ class ImageEncoder:
     ``encode_detailed`` also says which photos failed and why.
     """
 
-    def __init__(self, config: ImageEncoderConfig | None = None, device: str = "cpu"):
+    def __init__(self, config: ImageEncoderConfig | None = None, device: str = "cpu", weights: Mapping[str, torch.Tensor] | None = None):
+        """``weights``: a fine-tuned backbone's state dict instead of the packaged ImageNet weights."""
         self.config = config or ImageEncoderConfig()
         self.device = device
-        self.model = load_backbone().to(device)
+        self.model = load_backbone(weights).to(device)
 
     @property
     def dim(self) -> int:
@@ -201,6 +264,33 @@ class ImageEncoder:
     def features(self, pixels: torch.Tensor) -> torch.Tensor:
         """[b, 3, S, S] -> [b, 1280] pooled features (differentiable, unnormalised)."""
         return self.model.extract_features(pixels).mean(dim=(2, 3))
+
+    def _pixel_batches(
+        self, images: list, batch_size: int | None, transform: Callable | None, progress: bool, errors: dict[int, str]
+    ) -> Iterator[tuple[list[int], torch.Tensor, list]]:
+        """(positions, [b, 3, S, S] pixels, the decoded photos) per batch of readable photos; the
+        reason for each unreadable one goes to ``errors``."""
+        batch_size = batch_size or self.config.batch_size
+        starts = range(0, len(images), batch_size)
+        if progress:
+            from tqdm import tqdm
+
+            starts = tqdm(starts, desc="encoding photos", unit="batch")
+        for start in starts:
+            positions, arrays, decoded = [], [], []
+            for position in range(start, min(start + batch_size, len(images))):
+                try:
+                    image = read_image(images[position], position)
+                    if transform is not None:
+                        image = transform(image)
+                    arrays.append(preprocess(image, self.config))
+                    decoded.append(image)
+                    positions.append(position)
+                except ImageReadError as e:
+                    errors[position] = str(e)
+                    log.warning("%s", e)
+            if arrays:
+                yield positions, torch.from_numpy(np.stack(arrays)).to(self.device), decoded
 
     @torch.inference_mode()
     def encode_detailed(
@@ -212,39 +302,50 @@ class ImageEncoder:
     ) -> EncodedImages:
         """Encode every photo; unreadable ones get a zero row, ``ok=False`` and a reason."""
         images = list(images)
-        batch_size = batch_size or self.config.batch_size
         out = np.zeros((len(images), self.dim), dtype=np.float32)
         ok = np.zeros(len(images), dtype=bool)
         errors: dict[int, str] = {}
-        starts = range(0, len(images), batch_size)
-        if progress:
-            from tqdm import tqdm
-
-            starts = tqdm(starts, desc="encoding photos", unit="batch")
         self.model.eval()
-        for start in starts:
-            positions, arrays, colours = [], [], []
-            for position in range(start, min(start + batch_size, len(images))):
-                try:
-                    image = read_image(images[position], position)
-                    if transform is not None:
-                        image = transform(image)
-                    arrays.append(preprocess(image, self.config))
-                    if self.config.colour_bins:
-                        colours.append(colour_histogram(image, self.config.colour_bins))
-                    positions.append(position)
-                except ImageReadError as e:
-                    errors[position] = str(e)
-                    log.warning("%s", e)
-            if not arrays:
-                continue
-            pixels = torch.from_numpy(np.stack(arrays)).to(self.device)
-            vectors = torch.nn.functional.normalize(self.features(pixels), dim=-1)
+        for positions, pixels, decoded in self._pixel_batches(images, batch_size, transform, progress, errors):
+            vectors = F.normalize(self.features(pixels), dim=-1)
             out[positions, :EMBEDDING_DIM] = vectors.float().cpu().numpy()
-            if colours:
-                out[positions, EMBEDDING_DIM:] = np.stack(colours)
+            if self.config.colour_bins:
+                out[positions, EMBEDDING_DIM:] = np.stack([colour_histogram(image, self.config.colour_bins) for image in decoded])
             ok[positions] = True
         return EncodedImages(vectors=out, ok=ok, errors=errors)
+
+    @torch.inference_mode()
+    def encode_trunk(
+        self,
+        images: Sequence[ImageSource],
+        stop: int,
+        batch_size: int | None = None,
+        transform: Callable | None = None,
+        progress: bool = False,
+    ) -> EncodedImages:
+        """The activations entering block ``stop`` (float16 [n, C, H, W], zeros where a photo
+        failed): what :class:`BackboneTail` trains on, computed once."""
+        images = list(images)
+        self.model.eval()
+        size = self.config.image_size
+        shape = backbone_trunk(self.model, torch.zeros(1, 3, size, size, device=self.device), stop).shape[1:]
+        out, ok, errors = np.zeros((len(images), *shape), dtype=np.float16), np.zeros(len(images), dtype=bool), {}
+        for positions, pixels, _ in self._pixel_batches(images, batch_size, transform, progress, errors):
+            out[positions] = backbone_trunk(self.model, pixels, stop).cpu().numpy()
+            ok[positions] = True
+        return EncodedImages(vectors=out, ok=ok, errors=errors)
+
+    @torch.inference_mode()
+    def encode_from_trunk(self, activations: np.ndarray, start: int, batch_size: int | None = None) -> np.ndarray:
+        """float32 [n, 1280] unit features from trunk activations entering block ``start`` (as
+        ``encode`` gives them, without the colour histogram): cheap when the trunk is cached."""
+        batch_size = batch_size or self.config.batch_size
+        self.model.eval()
+        out = np.zeros((len(activations), EMBEDDING_DIM), dtype=np.float32)
+        for begin in range(0, len(activations), batch_size):
+            batch = torch.from_numpy(np.asarray(activations[begin : begin + batch_size], dtype=np.float32)).to(self.device)
+            out[begin : begin + len(batch)] = F.normalize(backbone_tail(self.model, batch, start), dim=-1).cpu().numpy()
+        return out
 
     def encode(
         self,

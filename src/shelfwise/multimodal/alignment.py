@@ -12,13 +12,18 @@ memorising them:
   the text projection sees tens of thousands of names instead of the ~1,800 paired ones;
 
 plus input dropout and mirrored photos as augmentation. The benchmark measures each of these.
+
+Frozen photo features cap what the heads can read (ImageNet features, 60x80 photos). Given a
+:class:`shelfwise.encoders.image.BackboneTail` and photos as cached trunk activations
+(:class:`TrunkInputs`), the aligner also fine-tunes the backbone's last blocks with the same
+objective; the tuned backbone then belongs to the image encoder that serves the model.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field, replace
-from typing import Mapping, Sequence
+from typing import Mapping, Sequence, Union
 
 import numpy as np
 import torch
@@ -59,17 +64,47 @@ def projection(in_dim: int, hidden: int, out_dim: int, input_dropout: float, dro
     )
 
 
-class AlignmentModel(nn.Module):
-    """Photo features and name embeddings -> unit vectors in one ``dim``-d space (+ attribute heads)."""
+@dataclass
+class TrunkInputs:
+    """Photos as cached backbone trunk activations [n, C, H, W] or [n, views, C, H, W] (float16),
+    with optional colour histograms [n, (views,) K] appended to the tuned tail's features (as
+    ``ImageEncoder(colour_bins=...)`` appends them): the photo inputs for fine-tuning."""
 
-    def __init__(self, config: AlignmentConfig, n_classes: Mapping[str, int]):
+    activations: np.ndarray
+    colours: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.activations)
+
+    def take(self, rows, views) -> "TrunkInputs":
+        return TrunkInputs(self.activations[rows, views], None if self.colours is None else self.colours[rows, views])
+
+
+PhotoInputs = Union[np.ndarray, TrunkInputs]
+
+
+class AlignmentModel(nn.Module):
+    """Photo features and name embeddings -> unit vectors in one ``dim``-d space (+ attribute heads).
+    With an ``image_tail``, photos may also come as :class:`TrunkInputs` and the tail is trained too."""
+
+    def __init__(self, config: AlignmentConfig, n_classes: Mapping[str, int], image_tail: nn.Module | None = None):
         super().__init__()
         c = config
         self.config = c
+        self.image_tail = image_tail
         self.image_proj = projection(c.image_dim, c.image_hidden, c.dim, c.input_dropout, c.dropout)
         self.text_proj = projection(c.text_dim, c.text_hidden, c.dim, c.input_dropout, c.dropout)
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / c.temperature)))
         self.heads = nn.ModuleDict({name: nn.Linear(c.dim, n) for name, n in n_classes.items()})
+
+    def photo_features(self, photos: PhotoInputs) -> torch.Tensor:
+        """Photo features as given, or trunk activations through the trainable tail (+ colours)."""
+        if not isinstance(photos, TrunkInputs):
+            return torch.from_numpy(np.asarray(photos, dtype=np.float32))
+        if self.image_tail is None:
+            raise ValueError("trunk activations need an image tail to fine-tune; pass image_tail to the Aligner")
+        features = self.image_tail(torch.from_numpy(photos.activations))
+        return features if photos.colours is None else torch.cat([features, torch.from_numpy(photos.colours)], dim=-1)
 
     def embed_images(self, features: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.image_proj(features), dim=-1)
@@ -108,10 +143,11 @@ class AlignmentModel(nn.Module):
 
 @dataclass
 class PairData:
-    """Training pairs: ``images`` [n, views, 1280] (view 0 the plain photo), ``texts`` [n, 384] and
-    label codes per attribute; ``extra_texts`` [m, 384] names without photos, with their codes."""
+    """Training pairs: ``images`` [n, views, 1280] or trunk activations (view 0 the plain photo),
+    ``texts`` [n, 384] and label codes per attribute; ``extra_texts`` [m, 384] names without
+    photos, with their codes."""
 
-    images: np.ndarray
+    images: PhotoInputs
     texts: np.ndarray
     labels: dict[str, np.ndarray]
     extra_texts: np.ndarray | None = None
@@ -137,7 +173,7 @@ class AlignmentTask:
     def batches(self, epoch: int, rng: np.random.Generator):
         n = len(self.train.texts)
         order = rng.permutation(n)
-        views = rng.integers(0, self.train.images.shape[1], size=n)
+        views = rng.integers(0, _view_count(self.train.images), size=n)
         m = 0 if self.train.extra_texts is None else len(self.train.extra_texts)
         out = []
         for start in range(0, n - 1, self.batch_size):
@@ -151,7 +187,7 @@ class AlignmentTask:
     def loss(self, model: AlignmentModel, batch) -> torch.Tensor:
         idx, views, extra = batch
         d, c = self.train, self.config
-        image_emb = model.embed_images(torch.from_numpy(d.images[idx, views]))
+        image_emb = model.embed_images(model.photo_features(take_photos(d.images, idx, views)))
         text_emb = model.embed_texts(torch.from_numpy(d.texts[idx]))
         loss = model.contrastive_loss(image_emb, text_emb)
         if c.attribute_weight:
@@ -167,7 +203,7 @@ class AlignmentTask:
             # Nothing held out: a metric that always improves, so the loop keeps the last epoch.
             self._evaluations += 1
             return {"epochs_seen": float(self._evaluations)}
-        image_emb = model.embed_images(torch.from_numpy(self.valid.images[:, 0]))
+        image_emb = model.embed_images(model.photo_features(take_photos(self.valid.images, slice(None), 0)))
         images, texts = image_emb.numpy(), model.embed_texts(torch.from_numpy(self.valid.texts)).numpy()
         t2i, i2t = retrieval_recall(texts, images), retrieval_recall(images, texts)
         metrics = {"t2i_r@10": t2i[10], "t2i_r@1": t2i[1], "i2t_r@10": i2t[10], "r@10": 0.5 * (t2i[10] + i2t[10])}
@@ -183,13 +219,31 @@ class AlignmentTask:
         return metrics
 
 
+def _view_count(images: PhotoInputs) -> int:
+    return images.activations.shape[1] if isinstance(images, TrunkInputs) else images.shape[1]
+
+
+def take_photos(images: PhotoInputs, rows, views) -> PhotoInputs:
+    """``images[rows, views]`` for frozen features and trunk activations alike."""
+    return images.take(rows, views) if isinstance(images, TrunkInputs) else images[rows, views]
+
+
 class Aligner:
     """Fit projections on (photo features, name embeddings) pairs; map either side into the shared space.
 
     ``vocabs`` fixes the label classes per attribute (e.g. every article type of the catalogue).
+    ``image_tail`` (a :class:`shelfwise.encoders.image.BackboneTail`) is fine-tuned with the
+    projections when the photos are given as :class:`TrunkInputs`; afterwards
+    :meth:`image_backbone_weights` are the weights of the image encoder that serves this aligner.
     """
 
-    def __init__(self, config: AlignmentConfig | None = None, train_config=None, vocabs: Mapping[str, Sequence[str]] | None = None):
+    def __init__(
+        self,
+        config: AlignmentConfig | None = None,
+        train_config=None,
+        vocabs: Mapping[str, Sequence[str]] | None = None,
+        image_tail: nn.Module | None = None,
+    ):
         from shelfwise.training.loop import TrainConfig
 
         # A copy: fit() sets the retrieval weights on it, and configs are shared between runs.
@@ -199,6 +253,7 @@ class Aligner:
             epochs=150, batch_size=256, lr=1e-3, weight_decay=0.05, warmup_steps=20, metric="selection", patience=20, progress=False
         )
         self.vocabs = {k: list(v) for k, v in (vocabs or {}).items() if k in self.config.attributes}
+        self.image_tail = image_tail
         self.model: AlignmentModel | None = None
         self.result = None
 
@@ -210,20 +265,26 @@ class Aligner:
         }
 
     @staticmethod
-    def _views(images: np.ndarray) -> np.ndarray:
+    def _views(images: PhotoInputs) -> PhotoInputs:
+        """Add the views axis when there is a single view."""
+        if isinstance(images, TrunkInputs):
+            if images.activations.ndim == 5:
+                return images
+            return TrunkInputs(images.activations[:, None], None if images.colours is None else images.colours[:, None])
         images = np.asarray(images, dtype=np.float32)
         return images[:, None, :] if images.ndim == 2 else images
 
     def fit(
         self,
-        images: np.ndarray,
+        images: PhotoInputs,
         texts: np.ndarray,
         labels: Mapping[str, Sequence] | None = None,
         extra_texts: np.ndarray | None = None,
         extra_labels: Mapping[str, Sequence] | None = None,
-        valid: tuple[np.ndarray, np.ndarray] | tuple[np.ndarray, np.ndarray, Mapping[str, Sequence]] | None = None,
+        valid: tuple[PhotoInputs, np.ndarray] | tuple[PhotoInputs, np.ndarray, Mapping[str, Sequence]] | None = None,
     ) -> "Aligner":
-        """``images`` [n, 1280] or [n, views, 1280]; ``texts`` [n, 384]; ``labels`` attribute -> n values;
+        """``images`` [n, 1280] or [n, views, 1280] features, or :class:`TrunkInputs` to fine-tune the
+        image tail too; ``texts`` [n, 384]; ``labels`` attribute -> n values;
         ``valid`` (images, texts[, labels]) pairs for early stopping on Recall@10 (+ attribute accuracy)
         and for choosing the retrieval weights."""
         from shelfwise.training.loop import train
@@ -232,7 +293,7 @@ class Aligner:
         if len(images) != len(texts):
             raise ValueError(f"{len(images)} photos but {len(texts)} names")
         torch.manual_seed(self.train_config.seed)
-        self.model = AlignmentModel(self.config, {k: len(v) for k, v in self.vocabs.items()})
+        self.model = AlignmentModel(self.config, {k: len(v) for k, v in self.vocabs.items()}, self.image_tail)
         data = PairData(
             images=images,
             texts=np.asarray(texts, dtype=np.float32),
@@ -251,15 +312,15 @@ class Aligner:
         self.result = train(self.model, task, config)
         self.model.eval()
         if valid_data is not None and self.config.attribute_weight and not self.config.retrieval_weights:
-            self.config.retrieval_weights = self.tune_weights(valid_data.images[:, 0], valid_data.texts)
+            self.config.retrieval_weights = self.tune_weights(take_photos(valid_data.images, slice(None), 0), valid_data.texts)
         return self
 
     @torch.no_grad()
-    def tune_weights(self, images: np.ndarray, texts: np.ndarray, grid: Sequence[float] = (0.0, 0.5, 1.0, 1.5, 2.0)) -> dict[str, float]:
+    def tune_weights(self, images: PhotoInputs, texts: np.ndarray, grid: Sequence[float] = (0.0, 0.5, 1.0, 1.5, 2.0)) -> dict[str, float]:
         """Attribute weights of the retrieval vectors that maximise text->image Recall@10 on these
         held-out pairs (ties: the smaller weights). A grid per attribute, one attribute at a time."""
         model = self._check().eval()
-        image_emb = model.embed_images(torch.from_numpy(np.asarray(images, np.float32)))
+        image_emb = model.embed_images(model.photo_features(images))
         text_emb = model.embed_texts(torch.from_numpy(np.asarray(texts, np.float32)))
 
         def recall(weights) -> float:
@@ -288,11 +349,12 @@ class Aligner:
         return self.config.dim + sum(len(v) for v in self.vocabs.values())
 
     @torch.no_grad()
-    def embed_images(self, features: np.ndarray, retrieval: bool = True) -> np.ndarray:
-        """[n, 1280] photo features -> unit vectors in the shared space: [n, :attr:`dim`] retrieval
-        vectors, or the [n, config.dim] embeddings alone with ``retrieval=False``."""
+    def embed_images(self, features: PhotoInputs, retrieval: bool = True) -> np.ndarray:
+        """[n, 1280] photo features (from the encoder with :meth:`image_backbone_weights` when the
+        tail was tuned) -> unit vectors in the shared space: [n, :attr:`dim`] retrieval vectors, or
+        the [n, config.dim] embeddings alone with ``retrieval=False``."""
         model = self._check().eval()
-        emb = model.embed_images(torch.from_numpy(np.asarray(features, dtype=np.float32)))
+        emb = model.embed_images(model.photo_features(features))
         return (model.retrieval_vectors(emb) if retrieval else emb).numpy()
 
     @torch.no_grad()
@@ -311,9 +373,15 @@ class Aligner:
         codes = model.head_logits(torch.from_numpy(np.asarray(embeddings, dtype=np.float32)), attribute).argmax(-1).numpy()
         return np.asarray(self.vocabs[attribute], dtype=object)[codes]
 
+    def image_backbone_weights(self) -> dict[str, torch.Tensor] | None:
+        """The fine-tuned image backbone's state dict (for ``ImageEncoder(weights=...)``); None if
+        the photo features were frozen."""
+        return None if self.image_tail is None else dict(self.image_tail.backbone.state_dict())
+
     # -- persistence (the caller writes these with shelfwise.artifacts) --
     def state_dict(self) -> dict[str, torch.Tensor]:
-        return dict(self._check().state_dict())
+        """The projections and heads; a tuned backbone is saved with the image encoder instead."""
+        return {k: v for k, v in self._check().state_dict().items() if not k.startswith("image_tail.")}
 
     def config_dict(self) -> dict:
         return {"config": asdict(self.config), "vocabs": self.vocabs}

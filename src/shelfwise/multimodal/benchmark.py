@@ -4,6 +4,9 @@ and the item fusion on part of the photos, and measure them on photos never used
 Split (seeded): ``test_size`` photos form the evaluation catalogue; the rest train, with
 ``valid_fraction`` of them held out for early stopping. Names of products without a photo
 (``styles_full.csv``) may train the text side; the test products' names are excluded from those.
+
+The image backbone's trunk runs once per photo and view (cached); the frozen-feature variants read
+the pretrained tail's output, the tuned variant trains the tail itself (``tune_image``).
 """
 
 from __future__ import annotations
@@ -18,11 +21,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from shelfwise.multimodal.alignment import AlignmentConfig, Aligner, retrieval_recall
-from shelfwise.multimodal.features import colour_features, image_features, text_features
+from shelfwise.multimodal.alignment import AlignmentConfig, Aligner, PhotoInputs, TrunkInputs, retrieval_recall, take_photos
+from shelfwise.multimodal.features import colour_features, text_features, trunk_features
 from shelfwise.multimodal.fusion import FUSIONS, FusionConfig, ItemFuser
 from shelfwise.multimodal.labels import build_vocab
 from shelfwise.multimodal.model import MultimodalModel
+from shelfwise.training.loop import TrainConfig
 
 LABELS = ("articleType", "baseColour", "gender", "season", "usage")
 
@@ -37,6 +41,18 @@ class BenchConfig:
     fusion_methods: tuple[str, ...] = tuple(FUSIONS)
     ablations: bool = True
     colour_bins: int = 5  # colour histogram appended to the photo features (0 = none)
+    # The photos are 60x80: 160 px doubles them (upscaling further adds no detail, only compute).
+    image_size: int = 160
+    # The backbone's first 11 of 16 blocks run once per photo (cached); the rest + head is the tail,
+    # fine-tuned with the alignment when tune_image: the stride-32 stage and the last block hold
+    # most weights and cost the least to train. The frozen variants read the pretrained tail.
+    # Off by default: on the fashion photos the tuned tail lost to frozen features on validation
+    # and costs ~25 min (docs/benchmarks.md).
+    trunk_blocks: int = 11
+    tune_image: bool = False
+    image_lr_scale: float = 0.1  # pretrained weights move at this multiple of the heads' learning rate
+    tuning: TrainConfig = field(default_factory=lambda: TrainConfig(
+        epochs=20, batch_size=256, lr=1e-3, weight_decay=0.05, warmup_steps=20, metric="selection", patience=6, progress=False))
     fusion_extra_texts: int = 4000  # names without a photo among the fusion's training items (CPU budget)
     alignment: AlignmentConfig = field(default_factory=AlignmentConfig)
     fusion: FusionConfig = field(default_factory=FusionConfig)
@@ -95,8 +111,24 @@ def image_throughput(encoder, paths: list[str], n: int = 64) -> float:
     return len(sample) / (time.perf_counter() - started)
 
 
+@dataclass
+class Variant:
+    """One alignment model to train: its config, the photos (frozen features [n, V, D] or trunk
+    activations to fine-tune on), how many views, whether names without a photo train the text side."""
+
+    alignment: AlignmentConfig
+    photos: PhotoInputs
+    view_count: int = 1
+    extra_names: bool = False
+    colour_bins: int = 0
+
+    @property
+    def tuned(self) -> bool:
+        return isinstance(self.photos, TrunkInputs)
+
+
 def run(folder: Path | str, out: Path | str, config: BenchConfig | None = None, cache_dir: Path | str | None = None, progress: bool = True, log=print) -> dict:
-    from shelfwise.encoders.image import ImageEncoder
+    from shelfwise.encoders.image import BackboneTail, ImageEncoder, ImageEncoderConfig, load_backbone
     from shelfwise.encoders.text import TextEncoder
 
     c = config or BenchConfig()
@@ -108,20 +140,19 @@ def run(folder: Path | str, out: Path | str, config: BenchConfig | None = None, 
     parts = split(len(photos), c.test_size, c.valid_fraction, c.seed)
     log(f"data: {folder} — {len(photos):,} photos ({len(parts['train'])} train, {len(parts['valid'])} valid, {len(parts['test'])} test), {len(styles):,} product names")
 
-    image_encoder, text_encoder = ImageEncoder(), TextEncoder()
+    image_encoder, text_encoder = ImageEncoder(ImageEncoderConfig(image_size=c.image_size)), TextEncoder()
     paths = photos["path"].tolist()
-    cnn = np.stack([image_features(image_encoder, paths, v, cache, progress) for v in c.views], axis=1)  # [n, V, 1280]
-    if c.colour_bins:
-        colours = np.stack([colour_features(paths, c.colour_bins, v, cache) for v in c.views], axis=1)
-        views = np.concatenate([cnn, colours], axis=2)  # what ImageEncoder(colour_bins=...) gives
-    else:
-        views = cnn
+    start = c.trunk_blocks  # the trunk ends and the tail starts here
+    trunks = np.stack([trunk_features(image_encoder, paths, start, v, cache, progress) for v in c.views], axis=1)  # [n, V, C, H, W]
+    cnn = np.stack([image_encoder.encode_from_trunk(trunks[:, v], start) for v in range(len(c.views))], axis=1)  # [n, V, 1280]
+    colours = np.stack([colour_features(paths, c.colour_bins, v, cache) for v in c.views], axis=1) if c.colour_bins else None
+    views = cnn if colours is None else np.concatenate([cnn, colours], axis=2)  # what ImageEncoder(colour_bins=...) gives
     image_dim = views.shape[2]
     names = list(dict.fromkeys(styles["productDisplayName"]))
     name_vectors = text_features(text_encoder, names, cache, progress)
     name_row = {name: i for i, name in enumerate(names)}
     text = name_vectors[[name_row[n] for n in photos["productDisplayName"]]]
-    failed = ~cnn[:, 0].any(1)
+    failed = ~trunks[:, 0].reshape(len(trunks), -1).any(1)
     if failed.any():
         log(f"{int(failed.sum())} photos could not be read and are left out")
     for key in parts:
@@ -139,17 +170,25 @@ def run(folder: Path | str, out: Path | str, config: BenchConfig | None = None, 
     tr, va, te = parts["train"], parts["valid"], parts["test"]
     test_types = labels["articleType"][te]
 
-    def fit_aligner(alignment: AlignmentConfig, view_count: int, use_extra: bool, features: np.ndarray) -> Aligner:
-        aligner = Aligner(alignment, vocabs=vocabs)
+    def fit_aligner(variant: Variant) -> Aligner:
+        tail = BackboneTail(load_backbone(), start, c.image_lr_scale) if variant.tuned else None
+        aligner = Aligner(variant.alignment, c.tuning if variant.tuned else None, vocabs=vocabs, image_tail=tail)
         return aligner.fit(
-            features[tr, :view_count], text[tr], {k: v[tr] for k, v in labels.items()},
-            extra_texts=extra_vectors if use_extra else None, extra_labels=extra_labels if use_extra else None,
-            valid=(features[va, 0], text[va], {k: v[va] for k, v in labels.items()}),
+            take_photos(variant.photos, tr, slice(0, variant.view_count)), text[tr], {k: v[tr] for k, v in labels.items()},
+            extra_texts=extra_vectors if variant.extra_names else None, extra_labels=extra_labels if variant.extra_names else None,
+            valid=(take_photos(variant.photos, va, 0), text[va], {k: v[va] for k, v in labels.items()}),
         )
 
+    def serving_features(aligner: Aligner, variant: Variant) -> np.ndarray:
+        """[n, D] features of the plain photos as the saved model's image encoder gives them."""
+        if not variant.tuned:
+            return variant.photos[:, 0]
+        tuned = ImageEncoder(image_encoder.config, weights=aligner.image_backbone_weights()).encode_from_trunk(trunks[:, 0], start)
+        return tuned if colours is None else np.concatenate([tuned, colours[:, 0]], axis=1)
+
     def evaluate(aligner: Aligner, features: np.ndarray) -> dict:
-        metrics = retrieval_metrics(aligner, features[te, 0], text[te], test_types)
-        image_emb = aligner.embed_images(features[te, 0], retrieval=False)
+        metrics = retrieval_metrics(aligner, features[te], text[te], test_types)
+        image_emb = aligner.embed_images(features[te], retrieval=False)
         for k in ("articleType", "baseColour"):
             if aligner.config.attribute_weight and k in aligner.vocabs:
                 metrics[f"{k}_accuracy_from_image_head"] = float(np.mean(aligner.predict_attribute(image_emb, k) == labels[k][te]))
@@ -160,34 +199,37 @@ def run(folder: Path | str, out: Path | str, config: BenchConfig | None = None, 
     results: dict = {"machine": _machine(), "data": str(folder), "split": {k: int(len(v)) for k, v in parts.items()},
                      "config": _jsonable(asdict(c))}
     main_alignment = replace(c.alignment, image_dim=image_dim)
-    # name -> (alignment config, photo views used, names without photos?, features, colour bins).
     # Each variant adds one thing to the one before (the floor first: the issue's baseline).
     plain_cnn = replace(main_alignment, image_dim=cnn.shape[2])
-    variants = {"full": (main_alignment, len(c.views), bool(c.extra_texts), views, c.colour_bins)}
+    n_views, use_extra = len(c.views), bool(c.extra_texts)
+    variants = {"full": Variant(main_alignment, views, n_views, use_extra, c.colour_bins)}
+    if c.tune_image:
+        tuned = Variant(main_alignment, TrunkInputs(trunks, colours), n_views, use_extra, c.colour_bins)
+        variants = {**variants, "+tuned_backbone": tuned} if c.ablations else {"+tuned_backbone": tuned}
     if c.ablations:
         variants = {
-            "floor_linear_contrastive": (replace(plain_cnn, image_hidden=0, text_hidden=0, attribute_weight=0.0, input_dropout=0.0, dropout=0.0), 1, False, cnn, 0),
-            "mlp_contrastive": (replace(plain_cnn, attribute_weight=0.0), 1, False, cnn, 0),
-            "+attribute_heads": (plain_cnn, 1, False, cnn, 0),
-            "+colour_histogram": (main_alignment, 1, False, views, c.colour_bins),
-            "+extra_names": (main_alignment, 1, bool(c.extra_texts), views, c.colour_bins),
+            "floor_linear_contrastive": Variant(replace(plain_cnn, image_hidden=0, text_hidden=0, attribute_weight=0.0, input_dropout=0.0, dropout=0.0), cnn),
+            "mlp_contrastive": Variant(replace(plain_cnn, attribute_weight=0.0), cnn),
+            "+attribute_heads": Variant(plain_cnn, cnn),
+            "+colour_histogram": Variant(main_alignment, views, colour_bins=c.colour_bins),
+            "+extra_names": Variant(main_alignment, views, extra_names=use_extra, colour_bins=c.colour_bins),
             **variants,
         }
     # The saved model is the variant with the best validation score (Recall@10 + attribute accuracy
     # on the held-out training photos); the test photos only report.
     ablations: dict[str, dict] = {}
-    aligner, chosen, best_score, chosen_bins = None, None, -np.inf, c.colour_bins
-    for name, (alignment, view_count, use_extra, features, bins) in variants.items():
+    aligner, chosen, chosen_variant, best_score, photo_features = None, None, None, -np.inf, None
+    for name, variant in variants.items():
         t0 = time.time()
-        candidate = fit_aligner(alignment, view_count, use_extra, features)
-        ablations[name] = {**evaluate(candidate, features), "train_seconds": round(time.time() - t0, 1),
+        candidate = fit_aligner(variant)
+        train_seconds = round(time.time() - t0, 1)
+        features = serving_features(candidate, variant)
+        ablations[name] = {**evaluate(candidate, features), "train_seconds": train_seconds,
                            "valid_selection": candidate.result.best_metrics.get("selection")}
-        log(f"alignment {name}: " + _brief(ablations[name]) + f" (valid {ablations[name]['valid_selection']:.3f})")
+        log(f"alignment {name}: " + _brief(ablations[name]) + f" (valid {ablations[name]['valid_selection']:.3f}, {train_seconds:.0f}s)")
         score = ablations[name]["valid_selection"] if candidate.config.attribute_weight else -np.inf
-        if score > best_score:
-            aligner, chosen, best_score, chosen_bins = candidate, name, score, bins
-    if aligner is None:  # only contrastive variants: keep the last
-        aligner, chosen, chosen_bins = candidate, name, bins
+        if score > best_score or aligner is None:  # only contrastive variants: the first is kept
+            aligner, chosen, best_score, chosen_variant, photo_features = candidate, name, score, variant, features
     results["alignment"] = {**ablations[chosen], "variant": chosen}
     results["alignment_ablations"] = ablations
     log(f"alignment selected on validation: {chosen}")
@@ -197,8 +239,8 @@ def run(folder: Path | str, out: Path | str, config: BenchConfig | None = None, 
     # items, as a shop has them) so the name path learns from the whole catalogue.
     fusion_results, best_fuser, best_valid = {}, None, -1.0
     for method in c.fusion_methods:
-        fuser = ItemFuser(replace(c.fusion, method=method, image_dim=image_dim), vocabs=vocabs)
-        train_inputs = fuser.inputs(views[tr, 0], text[tr], {k: v[tr] for k, v in labels.items()})
+        fuser = ItemFuser(replace(c.fusion, method=method, image_dim=photo_features.shape[1]), vocabs=vocabs)
+        train_inputs = fuser.inputs(photo_features[tr], text[tr], {k: v[tr] for k, v in labels.items()})
         train_labels = {k: v[tr] for k, v in labels.items()}
         if extra_vectors is not None and c.fusion_extra_texts:
             from shelfwise.multimodal.fusion import ItemInputs
@@ -210,15 +252,15 @@ def run(folder: Path | str, out: Path | str, config: BenchConfig | None = None, 
         fuser.fit(
             train_inputs,
             train_labels,
-            valid=(fuser.inputs(views[va, 0], text[va], {k: v[va] for k, v in labels.items()}), {k: v[va] for k, v in labels.items()}),
+            valid=(fuser.inputs(photo_features[va], text[va], {k: v[va] for k, v in labels.items()}), {k: v[va] for k, v in labels.items()}),
         )
         test_labels = {k: v[te] for k, v in labels.items()}
         test_attributes = {k: v[te] for k, v in labels.items()}
         subsets = {
-            "image": fuser.inputs(views[te, 0], None),
+            "image": fuser.inputs(photo_features[te], None),
             "text": fuser.inputs(None, text[te]),
-            "image+text": fuser.inputs(views[te, 0], text[te]),
-            "image+text+attributes": fuser.inputs(views[te, 0], text[te], test_attributes),
+            "image+text": fuser.inputs(photo_features[te], text[te]),
+            "image+text+attributes": fuser.inputs(photo_features[te], text[te], test_attributes),
             "attributes": fuser.inputs(None, None, test_attributes),
         }
         fusion_results[method] = {name: fuser.accuracy(inputs, test_labels) for name, inputs in subsets.items()}
@@ -229,13 +271,12 @@ def run(folder: Path | str, out: Path | str, config: BenchConfig | None = None, 
     results["fusion"] = fusion_results
     results["fusion_selected"] = best_fuser.config.method if best_fuser else None
 
-    from shelfwise.encoders.image import ImageEncoderConfig
-
-    image_config = {"colour_bins": chosen_bins}
-    image_encoder.config = ImageEncoderConfig(**image_config)  # time what search will run
-    results["throughput"] = {"images_per_second": round(image_throughput(image_encoder, [paths[i] for i in te]), 1), "threads": torch.get_num_threads()}
+    model = MultimodalModel(aligner, best_fuser, image_config={"colour_bins": chosen_variant.colour_bins, "image_size": c.image_size},
+                            image_weights=aligner.image_backbone_weights())
+    # Time what search will run: the saved model's image encoder, colour histogram included.
+    results["throughput"] = {"images_per_second": round(image_throughput(model.make_image_encoder(), [paths[i] for i in te]), 1), "threads": torch.get_num_threads()}
     results["seconds"] = round(time.time() - started, 1)
-    artifact = MultimodalModel(aligner, best_fuser, image_config=image_config).save(out / "model", metrics={"alignment": results["alignment"], "fusion": fusion_results})
+    artifact = model.save(out / "model", metrics={"alignment": results["alignment"], "fusion": fusion_results})
     results["artifact"] = str(artifact.path)
     (out / "metrics.json").write_text(json.dumps(results, indent=2, default=float))
     return results

@@ -2,7 +2,8 @@
 re-run the frozen encoders (minutes) every time.
 
 A cache file is named after what produced it (encoder, view, the exact list of inputs), holds
-float32 vectors as ``.npy`` (read with ``allow_pickle=False``) and is written atomically.
+float32 vectors (float16 backbone activations) as ``.npy`` (read with ``allow_pickle=False``)
+and is written atomically.
 """
 
 from __future__ import annotations
@@ -32,13 +33,13 @@ def _key(kind: str, view: str, inputs: Sequence[str]) -> str:
     return f"{kind}-{view}-{digest.hexdigest()[:16]}.npy"
 
 
-def _cached(cache_dir: Path | None, name: str, compute: Callable[[], np.ndarray]) -> np.ndarray:
+def _cached(cache_dir: Path | None, name: str, compute: Callable[[], np.ndarray], dtype=np.float32) -> np.ndarray:
     if cache_dir is None:
         return compute()
     path = Path(cache_dir) / name
     if path.is_file():
         return np.load(path, allow_pickle=False)
-    vectors = np.ascontiguousarray(compute(), dtype=np.float32)
+    vectors = np.ascontiguousarray(compute(), dtype=dtype)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}.npy")
     np.save(tmp, vectors, allow_pickle=False)
@@ -46,17 +47,21 @@ def _cached(cache_dir: Path | None, name: str, compute: Callable[[], np.ndarray]
     return vectors
 
 
-def image_features(
-    encoder, paths: Sequence[str], view: str = "plain", cache_dir: Path | None = None, progress: bool = False
+def trunk_features(
+    encoder, paths: Sequence[str], stop: int, view: str = "plain", cache_dir: Path | None = None, progress: bool = False
 ) -> np.ndarray:
-    """[n, 1280] photo vectors for one view; a photo that cannot be read gives a zero row."""
+    """float16 [n, C, H, W] activations entering block ``stop`` of the image backbone: the
+    pretrained tail turns them into frozen photo features, the fine-tuned tail trains on them. A
+    photo that cannot be read gives zeros."""
     _register_views()
     if view not in VIEWS:
         raise ValueError(f"unknown image view {view!r}; expected one of {sorted(VIEWS)}")
+    kind = f"trunk{stop}-{encoder.config.image_size}px"
     return _cached(
         cache_dir,
-        _key("image", view, paths),
-        lambda: encoder.encode(list(paths), transform=VIEWS[view], progress=progress),
+        _key(kind, view, paths),
+        lambda: encoder.encode_trunk(list(paths), stop, transform=VIEWS[view], progress=progress).vectors,
+        dtype=np.float16,
     )
 
 

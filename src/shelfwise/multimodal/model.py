@@ -1,11 +1,14 @@
-"""The trained multimodal model as one shelfwise artifact: the text <-> image aligner and
-(optionally) the item fuser, in one ``model.safetensors`` (keys prefixed ``alignment.`` /
-``fusion.``) beside a ``config.json`` that rebuilds both."""
+"""The trained multimodal model as one shelfwise artifact: the text <-> image aligner,
+(optionally) the item fuser and (when it was fine-tuned) the image backbone, in one
+``model.safetensors`` (keys prefixed ``alignment.`` / ``fusion.`` / ``image_encoder.``) beside a
+``config.json`` that rebuilds them."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import torch
 
 from shelfwise import artifacts
 from shelfwise.multimodal.alignment import Aligner
@@ -30,11 +33,14 @@ class MultimodalModel:
     text_encoder: str = "all-MiniLM-L6-v2"
     # shelfwise.encoders.image.ImageEncoderConfig fields the features were made with (e.g. colour_bins).
     image_config: dict = field(default_factory=dict)
+    # A fine-tuned image backbone's state dict (None: the packaged ImageNet weights).
+    image_weights: dict[str, torch.Tensor] | None = None
 
     def make_image_encoder(self):
+        """The image encoder whose features the aligner and fuser were trained on."""
         from shelfwise.encoders.image import ImageEncoder, ImageEncoderConfig
 
-        return ImageEncoder(ImageEncoderConfig(**self.image_config))
+        return ImageEncoder(ImageEncoderConfig(**self.image_config), weights=self.image_weights)
 
     def save(self, root: Path | str, metrics: dict | None = None) -> artifacts.Artifact:
         state = {f"alignment.{k}": v for k, v in self.aligner.state_dict().items()}
@@ -48,6 +54,8 @@ class MultimodalModel:
         if self.fuser is not None:
             state.update({f"fusion.{k}": v for k, v in self.fuser.state_dict().items()})
             config["fusion"] = self.fuser.config_dict()
+        if self.image_weights is not None:
+            state.update({f"image_encoder.{k}": v for k, v in self.image_weights.items()})
         return artifacts.save(root, state, config, metrics)
 
     @classmethod
@@ -69,4 +77,5 @@ class MultimodalModel:
             artifact.config.get("image_encoder", "efficientnet-lite0"),
             artifact.config.get("text_encoder", "all-MiniLM-L6-v2"),
             dict(artifact.config.get("image_config", {})),
+            part("image_encoder.") or None,
         )

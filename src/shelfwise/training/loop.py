@@ -83,12 +83,17 @@ def learning_rate(step: int, total_steps: int, c: TrainConfig) -> float:
 
 def make_optimizer(model: nn.Module, c: TrainConfig) -> torch.optim.AdamW:
     # Weight decay only on matrices of linear layers; decaying embeddings hurts rare items.
-    decay, no_decay = [], []
+    # A parameter with an ``lr_scale`` attribute (a pretrained backbone fine-tuned beside fresh
+    # heads) gets its own groups, at that multiple of the scheduled learning rate.
+    groups: dict[tuple[bool, float], list] = {(True, 1.0): [], (False, 1.0): []}
     for module in model.modules():
         for name, p in module.named_parameters(recurse=False):
-            (decay if isinstance(module, (nn.Linear, nn.GRU, nn.LSTM)) and "weight" in name else no_decay).append(p)
-    groups = [{"params": decay, "weight_decay": c.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=c.lr, betas=c.betas)
+            decay = isinstance(module, (nn.Linear, nn.GRU, nn.LSTM)) and "weight" in name
+            groups.setdefault((decay, getattr(p, "lr_scale", 1.0)), []).append(p)
+    return torch.optim.AdamW(
+        [{"params": params, "weight_decay": c.weight_decay if decay else 0.0, "lr_scale": scale} for (decay, scale), params in groups.items()],
+        lr=c.lr, betas=c.betas,
+    )
 
 
 def train(model: nn.Module, task: Task, config: TrainConfig) -> TrainResult:
@@ -129,7 +134,7 @@ def train(model: nn.Module, task: Task, config: TrainConfig) -> TrainResult:
         for batch in bar:
             lr = learning_rate(step, total_steps, c)
             for group in optimizer.param_groups:
-                group["lr"] = lr
+                group["lr"] = lr * group.get("lr_scale", 1.0)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=c.precision == "bf16"):
                 loss = task.loss(trainable, batch)
             optimizer.zero_grad(set_to_none=True)
