@@ -66,17 +66,35 @@ def evaluate_ranking(
     ``score`` maps histories to [n, n_items + 1] scores (the recommender contract).
     ``mask_history`` leaves each user's history items out of the lists (documented protocol
     choice; on by default). Returns the metrics and the top ``max(keep, max(ks))`` lists."""
+    return evaluate_rankings(lambda batch: {"": score(batch)}, histories, targets, ks, mask_history, keep, batch_size)[""]
+
+
+def evaluate_rankings(
+    score: Callable[[Sequences], dict[str, torch.Tensor | np.ndarray]],
+    histories: Sequences,
+    targets: np.ndarray,
+    ks=(10, 20),
+    mask_history: bool = True,
+    keep: int = 0,
+    batch_size: int = 1024,
+) -> dict[str, tuple[dict[str, float], torch.Tensor]]:
+    """:func:`evaluate_ranking` for several scorings of the same histories at once (e.g. one model
+    blended at several weights): ``score`` returns a dict of score matrices per batch, and each
+    name gets its metrics and top lists. Only one batch of scores is held at a time."""
     k = max(max(ks), keep)
     # Histories of similar length go together, so a padded batch is no wider than it must be.
     order = np.argsort(histories.lengths, kind="stable")
-    top = torch.zeros((len(histories), min(k, histories.n_items + 1)), dtype=torch.long)
+    tops: dict[str, torch.Tensor] = {}
     for start in range(0, len(histories), batch_size):
         rows = order[start : start + batch_size]
         batch = histories.take(rows)
-        scores = torch.as_tensor(score(batch), dtype=torch.float32).clone()
-        if mask_history:
-            mask_seen(scores, batch)
-        else:
-            scores[:, 0] = float("-inf")
-        top[torch.from_numpy(rows)] = top_k(scores, k)
-    return ranking_metrics(top, torch.as_tensor(targets, dtype=torch.long), ks, histories.n_items), top
+        for name, scored in score(batch).items():
+            scores = torch.as_tensor(scored, dtype=torch.float32).clone()
+            if mask_history:
+                mask_seen(scores, batch)
+            else:
+                scores[:, 0] = float("-inf")
+            top = tops.setdefault(name, torch.zeros((len(histories), min(k, histories.n_items + 1)), dtype=torch.long))
+            top[torch.from_numpy(rows)] = top_k(scores, k)
+    truth = torch.as_tensor(targets, dtype=torch.long)
+    return {name: (ranking_metrics(top, truth, ks, histories.n_items), top) for name, top in tops.items()}

@@ -19,7 +19,7 @@ import scipy.sparse as sp
 import torch
 
 from shelfwise.datasets.sequences import Sequences
-from shelfwise.evaluation.metrics import evaluate_ranking
+from shelfwise.evaluation.metrics import evaluate_rankings
 from shelfwise.recommenders.baselines import ItemTransitions
 
 WEIGHTS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3)
@@ -29,9 +29,16 @@ def blended_scores(network_scores: torch.Tensor, transitions: ItemTransitions | 
     """[n, n_items + 1] scores (column 0 = -inf): the network's logits when ``weight`` is 0, else blended probabilities."""
     if not weight or transitions is None:
         return network_scores
-    probabilities = torch.softmax(network_scores, dim=1)
+    return _mix(torch.softmax(network_scores, dim=1), _follows(transitions, histories), weight)
+
+
+def _follows(transitions: ItemTransitions, histories: Sequences) -> torch.Tensor:
     follows = torch.from_numpy(transitions.score(histories))
-    follows[:, 0] = 0.0
+    follows[:, 0] = 0.0  # the padding column, -inf in scores, would poison the sum
+    return follows
+
+
+def _mix(probabilities: torch.Tensor, follows: torch.Tensor, weight: float) -> torch.Tensor:
     out = (1 - weight) * probabilities + weight * follows
     out[:, 0] = float("-inf")
     return out
@@ -39,18 +46,16 @@ def blended_scores(network_scores: torch.Tensor, transitions: ItemTransitions | 
 
 def choose_weight(network: Callable[[Sequences], torch.Tensor], transitions: ItemTransitions, histories: Sequences,
                   targets: np.ndarray, mask_history: bool, metric: str = "ndcg@10") -> tuple[float, dict[float, float]]:
-    """The weight of ``WEIGHTS`` with the best validation ``metric``, and the metric of each."""
-    cache: dict[int, torch.Tensor] = {}
+    """The weight of ``WEIGHTS`` with the best validation ``metric``, and the metric of each. Each
+    batch is scored by the network and the transitions once, for all weights."""
+    def scorings(batch: Sequences) -> dict[float, torch.Tensor]:
+        scores = network(batch)
+        probabilities, follows = torch.softmax(scores, dim=1), _follows(transitions, batch)
+        return {w: _mix(probabilities, follows, w) if w else scores for w in WEIGHTS}
 
-    def scorer(weight: float):
-        def score(batch: Sequences) -> torch.Tensor:
-            key = hash(batch.items.tobytes()) ^ len(batch)  # the network's scores of a batch are computed once for all weights
-            if key not in cache:
-                cache[key] = network(batch)
-            return blended_scores(cache[key], transitions, batch, weight)
-        return score
-
-    values = {w: evaluate_ranking(scorer(w), histories, targets, mask_history=mask_history)[0][metric] for w in WEIGHTS}
+    # Small batches: all weights' score matrices of a batch are alive at once.
+    results = evaluate_rankings(scorings, histories, targets, mask_history=mask_history, batch_size=256)
+    values = {w: metrics[metric] for w, (metrics, _) in results.items()}
     best = max(values, key=lambda w: (values[w], -w))  # ties go to the smaller weight
     return best, values
 
