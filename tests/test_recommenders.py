@@ -122,6 +122,7 @@ def test_transitions_blend_is_chosen_on_validation_and_saved(tmp_path):
     rec = weak_sasrec().fit(split.train, split.valid_history, split.valid_target)
     assert rec.transitions_weight_ > 0 and rec.blend_validation_[rec.transitions_weight_] > rec.blend_validation_[0.0]
     alone = weak_sasrec(transitions_weight=0).fit(split.train, split.valid_history, split.valid_target)
+    assert alone.transitions_ is None  # the network alone keeps no counts to update
     blended, _ = evaluate_ranking(rec.score, split.test_history, split.test_target, ks=(1,), mask_history=False)
     network, _ = evaluate_ranking(alone.score, split.test_history, split.test_target, ks=(1,), mask_history=False)
     assert blended["hr@1"] > network["hr@1"] and blended["hr@1"] > 0.9

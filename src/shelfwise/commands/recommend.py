@@ -169,7 +169,7 @@ def run_sequential_benchmark(data: Path, model: str, out: Path, overrides: dict[
             "selection": "epoch with the best validation ndcg@10",
             "test_users": len(test_history),
             "cold_items": {"share": cold_items, "held_out": int(held.sum()), "seed": seed},
-            "refit": {"on": "the test histories (items before each user's test item)", "transitions": hasattr(recommender, "partial_fit"),
+            "refit": {"on": "the test histories (items before each user's test item)", "transitions": getattr(recommender, "transitions_", None) is not None,
                       "network_epochs": refit_epochs if hasattr(recommender, "partial_fit") else 0},
         },
         "transitions_weight": getattr(recommender, "transitions_weight_", None),

@@ -62,6 +62,8 @@ class SequentialRecommender:
                 self.train_config.metric)
         else:
             self.transitions_weight_ = float(self.transitions_weight)
+        if not self.transitions_weight_:  # the network alone: nothing to keep counting
+            self.transitions_ = None
         return self
 
     def partial_fit(self, seqs: Sequences, epochs: int = 1) -> "SequentialRecommender":
