@@ -142,7 +142,7 @@ class _Scores:
 def _heard(*texts):
     from shelfwise.encoders.audio import Heard
 
-    return Heard(list(texts), [0.0] * len(texts), 1.0, 0.1, None, 100)
+    return Heard(list(texts), 1.0, 0.1, None, 100)
 
 
 def test_biasing_proposes_catalogue_words_that_sound_like_what_was_heard():

@@ -51,7 +51,6 @@ class Heard:
     """Whisper's n-best list for one clip, and its encoded audio to score other texts against."""
 
     texts: list[str]  # best first, as Whisper wrote them ("Men, black leather belt.")
-    log_probs: list[float]  # length-normalised log-probability of each text
     audio_seconds: float
     decode_seconds: float
     encoded: object  # the encoder output (a ctranslate2 StorageView) for ``SpeechRecognizer.score``
@@ -142,11 +141,11 @@ class SpeechRecognizer:
         prompt += [*self.tokenizer.sot_sequence, self.tokenizer.no_timestamps]
         n = max(1, min(self.config.hypotheses, self.config.beam_size))
         result = self.model.model.generate(
-            encoded, [prompt], beam_size=self.config.beam_size, num_hypotheses=n, return_scores=True,
+            encoded, [prompt], beam_size=self.config.beam_size, num_hypotheses=n,
             suppress_tokens=self._suppressed,
         )[0]
         texts = [self.tokenizer.decode(ids).strip() for ids in result.sequences_ids]
-        return Heard(texts, list(result.scores), seconds, time.perf_counter() - started, encoded, features.shape[-1])
+        return Heard(texts, seconds, time.perf_counter() - started, encoded, features.shape[-1])
 
     def transcribe(self, source: AudioSource, position: int = 0) -> Transcript:
         """Whisper's best hypothesis."""
