@@ -1,11 +1,14 @@
 """Fine-tune the MiniLM bi-encoder on Home Depot judgments, then score it like search_homedepot.py.
 
-Trains on the "train" + "valid" parts of judgments_dev.csv (HOMEDEPOT_SPLIT; the CLI holds out its
-own validation queries from those for early stopping) and never sees the "test" queries, which
-search_homedepot.py reports on. Runs the CLI: `shelfwise search finetune`, then the evaluation.
+Trains on the "train" part of judgments_dev.csv (HOMEDEPOT_SPLIT; the CLI holds out its own
+validation queries from it for early stopping), so that the "valid" queries stay unseen for choosing
+fusion settings (search_fusion_sweep.py), and never sees the "test" queries, which
+search_homedepot.py reports on. `--parts train,valid` trains on both (stop 5's LoRA row).
+Runs the CLI: `shelfwise search finetune`, then the evaluation.
 
 usage: python benchmarks/search_finetune_homedepot.py --method lora [--adversarial none] [--max-steps 300]
-                                                      [--work /tmp/shelfwise-bench] [--no-eval] [-- extra finetune args]
+                                                      [--target bi-encoder] [--parts train] [--work /tmp/shelfwise-bench]
+                                                      [--no-eval] [-- extra finetune args]
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ def main() -> None:
     parser.add_argument("--method", default="lora")
     parser.add_argument("--adversarial", default="none")
     parser.add_argument("--max-steps", type=int, default=300)
+    parser.add_argument("--target", default="bi-encoder", choices=("bi-encoder", "cross-encoder"))
+    parser.add_argument("--parts", default="train", help="parts of the dev split to train on, comma-separated")
     parser.add_argument("--work", type=Path, default=Path("/tmp/shelfwise-bench"))
     parser.add_argument("--no-eval", action="store_true", help="train only")
     parser.add_argument("--modes", default="semantic,hybrid")
@@ -45,16 +50,20 @@ def main() -> None:
 
     args.work.mkdir(parents=True, exist_ok=True)
     parts = split_by_query(read_judgments(DATA / "judgments_dev.csv"), HOMEDEPOT_SPLIT)
-    train = pd.concat([parts["train"], parts["valid"]], ignore_index=True)
-    train_path = args.work / "judgments_trainvalid.csv"
+    names = [p.strip() for p in args.parts.split(",")]
+    if "test" in names or not set(names) <= set(parts):
+        sys.exit(f"--parts: choose among {sorted(set(parts) - {'test'})} (test is what gets reported)")
+    train = pd.concat([parts[n] for n in names], ignore_index=True)
+    train_path = args.work / f"judgments_{'+'.join(names)}.csv"
     train.rename(columns={"item_id": "product_id"}).to_csv(train_path, index=False)
 
     print("machine:", machine())
-    print(f"data: {DATA / 'products.csv'}; train+valid queries of judgments_dev.csv: {train['query'].nunique()} queries, {len(train)} judgments")
+    print(f"data: {DATA / 'products.csv'}; {'+'.join(names)} queries of judgments_dev.csv: {train['query'].nunique()} queries, {len(train)} judgments")
     print("command:", " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv]))
-    out = args.work / "models" / f"{args.method}-{args.adversarial}-{args.max_steps}"
+    kind = "ce-" if args.target == "cross-encoder" else ""
+    out = args.work / "models" / f"{kind}{args.method}-{args.adversarial}-{args.max_steps}"
     cmd = [sys.executable, "-m", "shelfwise.commands.search", "finetune", "--products", str(DATA / "products.csv"),
-           "--judgments", str(train_path), "--method", args.method, "--adversarial", args.adversarial,
+           "--judgments", str(train_path), "--target", args.target, "--method", args.method, "--adversarial", args.adversarial,
            "--max-steps", str(args.max_steps), "--out", str(out), *args.extra]
     env = {**os.environ, "SHELFWISE_HOME": str(args.work / "home"), "HF_HUB_OFFLINE": "1"}
     print("$", " ".join(shlex.quote(c) for c in cmd), flush=True)
@@ -65,7 +74,8 @@ def main() -> None:
     print(f"  trained in {time.perf_counter() - started:.0f} s wall ({machine()})")
     print(json.dumps(report, indent=2), flush=True)
     if not args.no_eval:
-        evaluate = [sys.executable, str(REPO / "benchmarks" / "search_homedepot.py"), "--model", str(out), "--modes", args.modes, "--work", str(args.work)]
+        trained = ["--reranker", str(out), "--modes", "hybrid-rerank"] if kind else ["--model", str(out), "--modes", args.modes]
+        evaluate = [sys.executable, str(REPO / "benchmarks" / "search_homedepot.py"), *trained, "--work", str(args.work)]
         print("$", " ".join(shlex.quote(c) for c in evaluate), flush=True)
         subprocess.run(evaluate, env=env, check=True)
 

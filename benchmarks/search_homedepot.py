@@ -69,7 +69,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/shelfwise-bench"))
     parser.add_argument("--latency-queries", type=int, default=300)
     parser.add_argument("--split", default="test", help="which part of the dev split to report on")
-    parser.add_argument("--reranker", type=Path, help="trained cross-encoder folder, for mode hybrid-rerank")
+    parser.add_argument("--reranker", type=Path, help="trained cross-encoder folder or its ONNX export, for mode hybrid-rerank")
     parser.add_argument("--run-args", default="", help="more `search run` options, e.g. '--fusion rrf --semantic-weight 1.5'")
     parser.add_argument("--tag", help="name for this configuration in the table")
     args = parser.parse_args()
@@ -121,9 +121,9 @@ def main() -> None:
     options = run_command.make_context("run", ["--products", "-", "--queries", "-", "--out", "-", *extra], resilient_parsing=True).params
     reranker = None
     if args.reranker:
-        from shelfwise.search.rerank import Reranker
+        from shelfwise.search.rerank import load_reranker
 
-        reranker = Reranker.from_artifact(args.reranker, top_n=options.get("rerank_top") or 20)
+        reranker = load_reranker(args.reranker, top_n=options.get("rerank_top") or 20)
     engine = SearchEngine(
         encoder, encoder_id=encoder_id, cache_dir=settings().home / "search" / "indexes", reranker=reranker,
         fusion=options.get("fusion") or "rrf", weights=(options.get("keyword_weight") or 1.0, options.get("semantic_weight") or 1.0),

@@ -70,7 +70,7 @@ def test_finetune_then_run_with_model(files):
     out = files / "model"
     result = _run(
         ["finetune", "--products", str(files / "products.csv"), "--judgments", str(files / "judgments.csv"), "--method", "lora",
-         "--adversarial", "fgm", "--out", str(out), "--max-steps", "2", "--batch-size", "4", "--eval-every", "1", "--valid-fraction", "0.3"],
+         "--adversarial", "fgm", "--out", str(out), "--max-steps", "2", "--batch-size", "16", "--eval-every", "1", "--valid-fraction", "0.3"],
         files,
     )
     report = json.loads(result.stdout)
@@ -124,7 +124,7 @@ def test_reranker_finetune_then_hybrid_rerank(files):
     out = files / "reranker"
     result = _run(
         ["finetune", "--target", "cross-encoder", "--method", "full", "--products", str(files / "products.csv"), "--judgments", str(files / "judgments.csv"),
-         "--out", str(out), "--max-steps", "2", "--batch-size", "4", "--eval-every", "1", "--valid-fraction", "0.3"],
+         "--out", str(out), "--max-steps", "2", "--batch-size", "16", "--eval-every", "1", "--valid-fraction", "0.3"],
         files,
     )
     assert json.loads(result.stdout)["steps"] == 2

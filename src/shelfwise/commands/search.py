@@ -34,7 +34,7 @@ def search() -> None:
 @click.option("--image", "images", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path), help="A query photo (repeatable): search by photo; needs a multimodal --model.")
 @click.option("--model", type=click.Path(exists=True, file_okay=False, path_type=Path), help="Fine-tuned encoder (a `search finetune --out` folder), an ONNX export (`search export-onnx --out`), or a multimodal model (`bench multimodal` writes OUT/model: search photos by text, and by --image); default the pretrained MiniLM.")
 @click.option("--mode", type=click.Choice(MODES), default="hybrid", show_default=True)
-@click.option("--reranker", type=click.Path(exists=True, file_okay=False, path_type=Path), help="Trained cross-encoder (`search finetune --target cross-encoder --out`), for --mode hybrid-rerank.")
+@click.option("--reranker", type=click.Path(exists=True, file_okay=False, path_type=Path), help="Trained cross-encoder (`search finetune --target cross-encoder --out`) or its `search export-onnx` folder, for --mode hybrid-rerank.")
 @click.option("--rerank-top", type=click.IntRange(1), default=20, show_default=True, help="How many hybrid hits the reranker reorders.")
 @click.option("--fusion", type=click.Choice(FUSIONS), default="rrf", show_default=True, help="How hybrid mode fuses the two rankings.")
 @click.option("--keyword-weight", type=float, default=1.0, show_default=True, help="Hybrid weight of the keyword ranking.")
@@ -95,9 +95,9 @@ def run(obj: Settings, products: Path, queries: Path | None, images: tuple[Path,
 @click.option("--adversarial", type=click.Choice(ADVERSARY_NAMES), default="none", show_default=True, help="Adversarial training on the embedding layer.")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Model folder: each run adds a version; `latest` points at the newest.")
 @click.option("--max-steps", type=click.IntRange(1), default=300, show_default=True)
-@click.option("--batch-size", type=click.IntRange(2), default=32, show_default=True)
+@click.option("--batch-size", type=click.IntRange(2), help="Pairs per step (default: 32 for the bi-encoder, 48 for the cross-encoder: 3 query lists of 16).")
 @click.option("--lr", "learning_rate", type=float, help="Learning rate (default: the method's own).")
-@click.option("--negatives", type=click.IntRange(0), default=1, show_default=True, help="Hard negatives per pair in a batch.")
+@click.option("--negatives", type=click.IntRange(0), default=1, show_default=True, help="Bi-encoder: hard negatives per pair in a batch.")
 @click.option("--hard-negatives", default="bm25", show_default=True, help="Miners of hard negatives, comma-separated: bm25, model.")
 @click.option("--valid-fraction", type=click.FloatRange(0.01, 0.5), default=0.125, show_default=True, help="Share of the queries held out for validation and early stopping.")
 @click.option("--eval-every", type=click.IntRange(1), default=50, show_default=True, help="Steps between validation NDCG@10 checks.")
@@ -111,6 +111,7 @@ def finetune(obj: Settings, products: Path | None, judgments: Path | None, targe
     the shop's own store: its catalogue, and judgments from its logs (items clicked, carted or
     bought after a search are relevant; items shown and skipped are not)."""
     import json
+    import resource
 
     from shelfwise.tuning.bi_encoder import BiEncoderConfig, BiEncoderTuner
     from shelfwise.tuning.cross_encoder import CrossEncoderConfig, CrossEncoderTuner
@@ -123,16 +124,15 @@ def finetune(obj: Settings, products: Path | None, judgments: Path | None, targe
             if adversarial != "none":
                 raise ValueError("--adversarial applies to the bi-encoder only")
             config = CrossEncoderConfig(
-                method=method, max_steps=max_steps, batch_size=batch_size, learning_rate=learning_rate,
-                negatives_per_query=max(negatives, 1) * 4, eval_every=eval_every, patience=patience, seed=seed,
-                valid_queries=valid_queries,
+                method=method, max_steps=max_steps, eval_every=eval_every, patience=patience, seed=seed, valid_queries=valid_queries,
+                **({"batch_size": batch_size} if batch_size else {}), **({"learning_rate": learning_rate} if learning_rate else {}),
             )
             if not get_method(method).mergeable:
                 raise ValueError(f"--method {method} cannot be merged into the reranker; use full, lora, adalora or ia3")
             tuner_class = CrossEncoderTuner
         else:
             config = BiEncoderConfig(
-                method=method, adversarial=adversarial, max_steps=max_steps, batch_size=batch_size, learning_rate=learning_rate,
+                method=method, adversarial=adversarial, max_steps=max_steps, batch_size=batch_size or 32, learning_rate=learning_rate,
                 negatives=negatives, hard_negative_miners=tuple(m.strip() for m in hard_negatives.split(",") if m.strip()),
                 eval_every=eval_every, patience=patience, seed=seed, valid_queries=valid_queries,
             )
@@ -146,6 +146,8 @@ def finetune(obj: Settings, products: Path | None, judgments: Path | None, targe
     tuner = tuner_class(config, progress=not obj.quiet).fit(items, parts["train"], parts["valid"])
     artifact = tuner.save(out)
     metrics = {k: v for k, v in tuner.metrics.items() if k != "history"}
+    # The whole process's peak: the keyword index and mining included, as a user would see it.
+    metrics["peak_memory_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     click.echo(json.dumps({"artifact": str(artifact.path), **metrics}, indent=2))
 
 
@@ -173,20 +175,24 @@ def suggest(obj: Settings, products: Path, past_queries: Path | None, top: int, 
 
 
 @search.command("export-onnx")
-@click.option("--model", type=click.Path(exists=True, file_okay=False, path_type=Path), help="Fine-tuned encoder (a `search finetune --out` folder); default the pretrained MiniLM.")
-@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Folder for model.onnx, the tokenizer and onnx_encoder.json; serve it with `search run --model`.")
+@click.option("--model", type=click.Path(exists=True, file_okay=False, path_type=Path), help="Fine-tuned encoder or cross-encoder reranker (a `search finetune [--target cross-encoder] --out` folder); default the pretrained MiniLM.")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Folder for model.onnx, the tokenizer and onnx_encoder.json; serve it with `search run --model` (an encoder) or `--reranker` (a cross-encoder).")
 @click.option("--int8", is_flag=True, help="Also write model.int8.onnx (int8 weights, dynamic quantisation).")
 @click.pass_obj
 def export_onnx(obj: Settings, model: Path | None, out: Path, int8: bool) -> None:
-    """Export the text encoder to ONNX (fp32, optionally int8) for serving through ONNX Runtime."""
+    """Export the text encoder, or a trained cross-encoder reranker, to ONNX (fp32, optionally int8)
+    for serving through ONNX Runtime."""
     import json
 
     from shelfwise.encoders.onnx import export_text_encoder
+    from shelfwise.search.rerank import export_reranker, is_cross_encoder_artifact
 
+    export = export_reranker if model is not None and is_cross_encoder_artifact(model) else export_text_encoder
     if not obj.quiet:  # tracing and quantising take 20-60 s on a CPU
-        click.echo(f"exporting {model or 'the pretrained MiniLM'} to {out}{' (fp32 + int8)' if int8 else ''} ...", err=True)
+        what = "the cross-encoder " if export is export_reranker else ""
+        click.echo(f"exporting {what}{model or 'the pretrained MiniLM'} to {out}{' (fp32 + int8)' if int8 else ''} ...", err=True)
     try:
-        folder = export_text_encoder(model, out, int8=int8)
+        folder = export(model, out, int8=int8)
     except (FileNotFoundError, ValueError) as e:
         raise click.ClickException(str(e)) from e
     files = {p.name: p.stat().st_size for p in sorted(folder.glob("*.onnx"))}
@@ -245,9 +251,13 @@ def _training_data(obj: Settings, products: Path | None, judgments: Path | None)
 
 
 def _load_reranker(path: Path, top_n: int):
-    from shelfwise.search.rerank import Reranker
+    """A cross-encoder artifact (torch) or its ONNX export (ONNX Runtime, int8 when exported with it)."""
+    from shelfwise.search.rerank import load_reranker
 
-    return Reranker.from_artifact(path, top_n=top_n)
+    try:
+        return load_reranker(path, top_n=top_n)
+    except (FileNotFoundError, ValueError) as e:
+        raise click.ClickException(str(e)) from e
 
 
 

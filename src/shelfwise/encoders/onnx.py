@@ -8,6 +8,10 @@ An export folder is all that serving needs, offline and without the training art
 - ``model.int8.onnx`` (``int8=True``): the same graph with int8 weights (dynamic quantisation).
 - the tokenizer files of the exported encoder, and ``onnx_encoder.json`` saying what was exported.
 
+The cross-encoder reranker exports through the same :func:`export_model` (kind ``onnx-cross-encoder``:
+token ids, attention mask and token type ids of (query, text) pairs -> one logit per pair); its
+runtime is :class:`shelfwise.search.rerank.OnnxReranker`.
+
 :class:`OnnxTextEncoder` has the ``encode`` / ``dim`` API of :class:`~shelfwise.encoders.TextEncoder`,
 so search and serving take either.
 """
@@ -38,6 +42,10 @@ INT8_FILE = "model.int8.onnx"
 EXPORT_CONFIG = "onnx_encoder.json"
 INPUT_NAMES = ("input_ids", "attention_mask")
 OUTPUT_NAME = "embeddings"
+TEXT_ENCODER_KIND = "onnx-text-encoder"
+CROSS_ENCODER_KIND = "onnx-cross-encoder"  # the reranker's export (shelfwise.search.rerank.export_reranker)
+# kind -> (what an export of that kind is, the export-onnx arguments that make one), for errors.
+_KIND_NAMES = {TEXT_ENCODER_KIND: ("text encoder", ""), CROSS_ENCODER_KIND: ("cross-encoder", "--model CROSS_ENCODER_DIR ")}
 # Which file an export folder serves when it holds both. The rule (docs/search.md, "ONNX"): int8
 # only if it costs at most 0.005 NDCG@10 on the Home Depot test queries. Measured
 # (docs/benchmarks.md, "ONNX encoders"): 0.2784 -> 0.2774 over all products; single queries 1.8x faster than fp32.
@@ -45,7 +53,8 @@ SERVE_INT8_BY_DEFAULT = True
 
 
 def is_onnx_export(path: Path | str) -> bool:
-    """Whether ``path`` is a folder written by :func:`export_text_encoder`."""
+    """Whether ``path`` is a folder written by :func:`export_model` (a text encoder or a cross-encoder:
+    its ``onnx_encoder.json`` says which)."""
     return (Path(path) / FP32_FILE).is_file()
 
 
@@ -81,27 +90,36 @@ def export_text_encoder(
     folder (``shelfwise search finetune --out``), or None for the pretrained MiniLM.
     Batch size and sequence length are dynamic axes."""
     encoder, source = _source_encoder(encoder_or_artifact_dir)
+    example = tokenize(encoder.tokenizer, ["cordless drill", "a longer product title to trace the graph with"], encoder.max_length)
+    return export_model(
+        _PooledEncoder(encoder.model), encoder.tokenizer, {name: example[name] for name in INPUT_NAMES}, OUTPUT_NAME, out_dir, int8,
+        {"kind": TEXT_ENCODER_KIND, "source": source, "max_length": encoder.max_length, "dim": encoder.dim},
+    )
+
+
+def export_model(
+    model: torch.nn.Module, tokenizer, example: dict[str, torch.Tensor], output_name: str, out_dir: Path | str, int8: bool, config: dict
+) -> Path:
+    """The one export: trace ``model`` (its inputs named and ordered as ``example``'s keys, batch and
+    sequence axes dynamic) to ``out_dir/model.onnx``, with ``int8`` also ``model.int8.onnx``, and write
+    the tokenizer and ``onnx_encoder.json`` (``config``, which names the ``kind``, plus what was exported)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    example = tokenize(encoder.tokenizer, ["cordless drill", "a longer product title to trace the graph with"], encoder.max_length)
-    was_training = encoder.model.training
+    was_training = model.training
     try:
-        program = _trace(_PooledEncoder(encoder.model).eval(), example, int(encoder.model.config.max_position_embeddings))
+        program = _trace(model.eval(), example, output_name, _max_tokens(model))
     finally:
-        encoder.model.train(was_training)
+        model.train(was_training)
     program.save(str(out_dir / FP32_FILE), external_data=False)  # one self-contained file (~90 MB)
     if int8:
         quantize_int8(out_dir / FP32_FILE, out_dir / INT8_FILE)
     elif (out_dir / INT8_FILE).exists():
         (out_dir / INT8_FILE).unlink()  # an int8 file left from an older export would not match
-    encoder.tokenizer.save_pretrained(str(out_dir))
+    tokenizer.save_pretrained(str(out_dir))
     config = {
-        "kind": "onnx-text-encoder",
-        "source": source,
-        "max_length": encoder.max_length,
-        "dim": encoder.dim,
-        "inputs": list(INPUT_NAMES),
-        "output": OUTPUT_NAME,
+        **config,
+        "inputs": list(example),
+        "output": output_name,
         "files": {"fp32": FP32_FILE, **({"int8": INT8_FILE} if int8 else {})},
         "exported_at": datetime.now(timezone.utc).isoformat(),
         "torch": torch.__version__,
@@ -110,9 +128,18 @@ def export_text_encoder(
     return out_dir
 
 
-def _trace(model: torch.nn.Module, example: dict[str, torch.Tensor], max_tokens: int):
+def _max_tokens(model: torch.nn.Module) -> int:
+    """The longest sequence the transformer inside ``model`` takes (the bound of the dynamic sequence axis)."""
+    for module in model.modules():
+        config = getattr(module, "config", None)
+        if config is not None and hasattr(config, "max_position_embeddings"):
+            return int(config.max_position_embeddings)
+    raise ValueError(f"{type(model).__name__} holds no transformer with max_position_embeddings")
+
+
+def _trace(model: torch.nn.Module, example: dict[str, torch.Tensor], output_name: str, max_tokens: int):
     """The torch.export-based exporter (the default since torch 2.9; the TorchScript one is
-    deprecated), with batch size and sequence length as dynamic axes."""
+    deprecated), with batch size and sequence length as dynamic axes of every input."""
     batch, sequence = torch.export.Dim("batch"), torch.export.Dim("sequence", max=max_tokens)
     # The exporter logs a warning per torchvision op it cannot find (torchvision is not used here)
     # and warns about its own internals; none of it concerns this model.
@@ -122,10 +149,10 @@ def _trace(model: torch.nn.Module, example: dict[str, torch.Tensor], max_tokens:
         warnings.filterwarnings("ignore", message=".*LeafSpec")
         return torch.onnx.export(
             model,
-            tuple(example[name] for name in INPUT_NAMES),
-            input_names=list(INPUT_NAMES),
-            output_names=[OUTPUT_NAME],
-            dynamic_shapes={name: {0: batch, 1: sequence} for name in INPUT_NAMES},
+            tuple(example.values()),
+            input_names=list(example),
+            output_names=[output_name],
+            dynamic_shapes={name: {0: batch, 1: sequence} for name in example},
             dynamo=True,
             verbose=False,
         )
@@ -150,19 +177,41 @@ def quantize_int8(fp32_path: Path, int8_path: Path) -> None:
         root.setLevel(level)
 
 
-def read_export_config(export_dir: Path | str) -> dict:
-    """The export's ``onnx_encoder.json``, or an error that says what is missing and how to make it."""
+def read_export_config(export_dir: Path | str, kind: str = TEXT_ENCODER_KIND) -> dict:
+    """The export's ``onnx_encoder.json``, or an error that says what is missing and how to make it.
+    ``kind``: what the folder must hold (``onnx-text-encoder``, ``onnx-cross-encoder``)."""
     export_dir = Path(export_dir)
     missing = [name for name in (FP32_FILE, EXPORT_CONFIG) if not (export_dir / name).is_file()]
     if missing:
+        what, model = _KIND_NAMES[kind]
         raise FileNotFoundError(
-            f"{export_dir}: not an ONNX text encoder (missing {', '.join(missing)}); "
-            f"make one with `shelfwise search export-onnx --out {export_dir}`"
+            f"{export_dir}: not an ONNX {what} (missing {', '.join(missing)}); "
+            f"make one with `shelfwise search export-onnx {model}--out {export_dir}`"
         )
     config = json.loads((export_dir / EXPORT_CONFIG).read_text())
-    if config.get("kind") != "onnx-text-encoder":
-        raise ValueError(f"{export_dir / EXPORT_CONFIG}: kind is {config.get('kind')!r}, expected 'onnx-text-encoder'")
+    if config.get("kind") != kind:
+        raise ValueError(f"{export_dir / EXPORT_CONFIG}: kind is {config.get('kind')!r}, expected {kind!r}")
     return config
+
+
+def open_session(export_dir: Path, int8: bool | None, threads: int):
+    """(ONNX Runtime session, whether it runs int8) for an export folder. ``int8``: ``model.int8.onnx``
+    (True), ``model.onnx`` (False), or the measured default (None: int8 when the folder has it and
+    :data:`SERVE_INT8_BY_DEFAULT`). ``threads``: intra-op threads, 0 for one per core."""
+    import onnxruntime
+
+    has_int8 = (export_dir / INT8_FILE).is_file()
+    if int8 and not has_int8:
+        raise FileNotFoundError(f"{export_dir}: no {INT8_FILE}; export with --int8 to serve int8")
+    int8 = (has_int8 and SERVE_INT8_BY_DEFAULT) if int8 is None else bool(int8)
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    # No spin-waiting between ops: faiss and the web server share these cores (see
+    # search.semantic.single_threaded for what two spinning pools did to latency).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    model_file = export_dir / (INT8_FILE if int8 else FP32_FILE)
+    return onnxruntime.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"]), int8
 
 
 class OnnxTextEncoder:
@@ -175,24 +224,11 @@ class OnnxTextEncoder:
     """
 
     def __init__(self, export_dir: Path | str, int8: bool | None = None, threads: int = 0):
-        import onnxruntime
-
         self.export_dir = Path(export_dir)
         self.config = read_export_config(self.export_dir)
-        has_int8 = (self.export_dir / INT8_FILE).is_file()
-        if int8 and not has_int8:
-            raise FileNotFoundError(f"{self.export_dir}: no {INT8_FILE}; export with --int8 to serve int8")
-        self.int8 = (has_int8 and SERVE_INT8_BY_DEFAULT) if int8 is None else bool(int8)
+        self.session, self.int8 = open_session(self.export_dir, int8, threads)
         self.max_length = int(self.config["max_length"])
         self.tokenizer = load_tokenizer(self.export_dir)
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        # No spin-waiting between ops: faiss and the web server share these cores (see
-        # search.semantic.single_threaded for what two spinning pools did to latency).
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        model_file = self.export_dir / (INT8_FILE if self.int8 else FP32_FILE)
-        self.session = onnxruntime.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
 
     @property
     def dim(self) -> int:
