@@ -13,6 +13,7 @@ from shelfwise.tuning.bi_encoder import BiEncoderConfig, BiEncoderTuner
 from shelfwise.tuning.judgments import read_judgments, split_by_query
 from shelfwise.tuning.methods import METHODS, get_method, method_config, method_from_config, trainable_parameters
 from shelfwise.tuning.pairs import Example, batches, build_examples, merge_negatives, mine_hard_negatives
+from shelfwise.tuning.steps import linear_warmup_decay, train_steps
 from shelfwise.tuning.validation import ndcg_at_k
 
 ITEMS = pd.DataFrame(
@@ -72,6 +73,40 @@ def test_method_registry_roundtrip():
     assert method_from_config(method_config(lora)) == lora
     with pytest.raises(ValueError):
         get_method("qlora")
+
+
+def test_warmup_then_linear_decay():
+    factor = linear_warmup_decay(2, 6)
+    assert [factor(s) for s in range(8)] == [0.5, 1.0, 1.0, 0.75, 0.5, 0.25, 0.0, 0.0]
+    assert linear_warmup_decay(0, 4)(0) == 1.0
+
+
+def test_step_loop_stops_after_patience_and_restores_the_best_weights():
+    weight = torch.nn.Parameter(torch.zeros(2))
+    scores = iter([0.5, 0.6, 0.9, 0.8, 0.7, 0.99])  # initial, then steps 1, 2, ...: best at step 2
+    seen, after = [], []
+
+    def validate():
+        seen.append(weight.detach().clone())
+        return next(scores)
+
+    def backward(target):
+        loss = ((weight - target) ** 2).sum()
+        loss.backward()
+        return loss.detach()
+
+    passes = []
+    run = train_steps(
+        [{"params": [weight], "lr": 0.1}], batches=lambda: passes.append(1) or iter([1.0, 2.0, 3.0]), backward=backward,
+        validate=validate, max_steps=10, warmup_fraction=0.2, eval_every=1, patience=2, weight_decay=0.0,
+        after_backward=after.append,
+    )
+    assert (run.steps, run.best_step, run.best, run.initial) == (4, 2, 0.9, 0.5)
+    assert [h["step"] for h in run.history] == [0, 1, 2, 3, 4] and len(passes) == 2 and after == [0, 1, 2, 3]
+    assert not torch.equal(seen[4], seen[2]) and torch.equal(weight.detach(), seen[2])
+    with pytest.raises(ValueError, match="no batch"):
+        train_steps([{"params": [weight], "lr": 0.1}], lambda: iter([]), backward, lambda: 0.0,
+                    max_steps=3, warmup_fraction=0.0, eval_every=1, patience=2, weight_decay=0.0)
 
 
 @pytest.fixture(scope="module")

@@ -24,6 +24,7 @@ from shelfwise.search.semantic import item_texts
 from shelfwise.tuning.adversarial import get_adversary
 from shelfwise.tuning.methods import get_method, method_config, trainable_parameters
 from shelfwise.tuning.pairs import Example, batches, build_examples, merge_negatives, mine_hard_negatives
+from shelfwise.tuning.steps import train_steps
 from shelfwise.tuning.validation import ValidationPool
 
 MINERS = ("bm25", "model")
@@ -57,15 +58,6 @@ class BiEncoderConfig:
         unknown = set(self.hard_negative_miners) - set(MINERS)
         if unknown:
             raise ValueError(f"unknown hard-negative miners {sorted(unknown)}; expected some of {MINERS}")
-
-
-def _linear_warmup_decay(warmup: int, total: int):
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / max(1, warmup)
-        return max(0.0, (total - step) / max(1, total - warmup))
-
-    return factor
 
 
 class BiEncoderTuner:
@@ -141,9 +133,6 @@ class BiEncoderTuner:
             out[idx] = self.encoder.embed([texts[i] for i in idx], model=self.model).float().numpy()
         return out
 
-    def _trainable_state(self) -> dict[str, torch.Tensor]:
-        return {n: p.detach().clone() for n, p in self.model.named_parameters() if p.requires_grad}
-
     def fit(self, items: pd.DataFrame, train_judgments: pd.DataFrame, valid_judgments: pd.DataFrame) -> "BiEncoderTuner":
         cfg = self.config
         torch.manual_seed(cfg.seed)
@@ -161,58 +150,30 @@ class BiEncoderTuner:
         self.model = method.wrap(self.encoder.model, total_steps=cfg.max_steps)
         self.model.train()
         parameters = [p for p in self.model.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(parameters, lr=cfg.learning_rate or method.learning_rate, weight_decay=cfg.weight_decay)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, _linear_warmup_decay(int(cfg.warmup_fraction * cfg.max_steps), cfg.max_steps)
+
+        def backward(batch: list[Example]) -> torch.Tensor:
+            queries, candidates = self._batch_texts(batch, texts, rng)
+            return adversary.backward(self.model, lambda: self._loss(queries, candidates))
+
+        run = train_steps(
+            [{"params": parameters, "lr": cfg.learning_rate or method.learning_rate}],
+            batches=lambda: batches(examples, cfg.batch_size, rng),
+            backward=backward,
+            validate=lambda: self._validate(pool),
+            max_steps=cfg.max_steps, warmup_fraction=cfg.warmup_fraction, eval_every=cfg.eval_every,
+            patience=cfg.patience, weight_decay=cfg.weight_decay,
+            after_backward=lambda step: method.after_backward(self.model, step),
+            description=f"fine-tune ({cfg.method})" if self.progress else None,
         )
-
-        best = self._validate(pool)
-        zero_shot = best
-        best_state, best_step, stale = self._trainable_state(), 0, 0
-        self.history = [{"step": 0, "valid_ndcg@10": best}]
-        bar = None
-        if self.progress:
-            from tqdm import tqdm
-
-            bar = tqdm(total=cfg.max_steps, desc=f"fine-tune ({cfg.method})", unit="step")
-        step, losses, train_started = 0, [], time.perf_counter()
-        while step < cfg.max_steps and stale < cfg.patience:
-            for batch in batches(examples, cfg.batch_size, rng):
-                if step >= cfg.max_steps or stale >= cfg.patience:
-                    break
-                queries, candidates = self._batch_texts(batch, texts, rng)
-                loss = adversary.backward(self.model, lambda: self._loss(queries, candidates))
-                method.after_backward(self.model, step)
-                torch.nn.utils.clip_grad_norm_(parameters, 1.0)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                step += 1
-                losses.append(float(loss))
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", best=f"{best:.4f}")
-                if step % cfg.eval_every == 0 or step == cfg.max_steps:
-                    score = self._validate(pool)
-                    self.history.append({"step": step, "loss": float(np.mean(losses[-cfg.eval_every:])), "valid_ndcg@10": score})
-                    if score > best:
-                        best, best_state, best_step, stale = score, self._trainable_state(), step, 0
-                    else:
-                        stale += 1
-        if bar is not None:
-            bar.close()
-        with torch.no_grad():
-            named = dict(self.model.named_parameters())
-            for name, value in best_state.items():
-                named[name].copy_(value)
+        self.history = run.history
         self.model.eval()
         self.method = method
         self.metrics = {
-            "valid_ndcg@10": best,
-            "valid_ndcg@10_zero_shot": zero_shot,
-            "best_step": best_step,
-            "steps": step,
-            "train_seconds": round(time.perf_counter() - train_started, 1),
+            "valid_ndcg@10": run.best,
+            "valid_ndcg@10_zero_shot": run.initial,
+            "best_step": run.best_step,
+            "steps": run.steps,
+            "train_seconds": round(run.seconds, 1),
             "prepare_seconds": round(prepare_seconds, 1),
             "trainable_params": trainable_parameters(self.model),
             "total_params": total_params,

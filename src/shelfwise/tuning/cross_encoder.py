@@ -27,8 +27,8 @@ import torch
 from shelfwise.encoders.text import BASE_MODEL_NAME
 from shelfwise.search.rerank import Reranker
 from shelfwise.search.semantic import item_texts
-from shelfwise.tuning.bi_encoder import _linear_warmup_decay
 from shelfwise.tuning.methods import get_method, method_config
+from shelfwise.tuning.steps import train_steps
 from shelfwise.tuning.validation import ndcg_at_k
 
 
@@ -153,65 +153,39 @@ class CrossEncoderTuner:
         self.model.train()
         body_params = [p for p in model.body.parameters() if p.requires_grad]
         head_params = list(model.head.parameters())
-        optimizer = torch.optim.AdamW(
+        per_step = cfg.batch_size // cfg.list_size
+
+        def passes():
+            order = rng.permutation(len(lists))
+            for start in range(0, len(order), per_step):
+                yield order[start : start + per_step]
+
+        def backward(chosen: np.ndarray) -> torch.Tensor:
+            sampled = [lists[i].sample(cfg.list_size, rng) for i in chosen]
+            logits = self.reranker.logits(
+                [lists[i].query for i, (t, _) in zip(chosen, sampled) for _ in t], [text for t, _ in sampled for text in t], model=model
+            )
+            ends = np.cumsum([len(t) for t, _ in sampled])
+            loss = torch.stack([
+                listwise_loss(logits[end - len(t) : end], torch.tensor(g, dtype=logits.dtype)) for end, (t, g) in zip(ends, sampled)
+            ]).mean()
+            loss.backward()
+            return loss.detach()
+
+        run = train_steps(
             [
                 {"params": body_params, "lr": cfg.learning_rate or method.learning_rate},
                 {"params": head_params, "lr": cfg.head_learning_rate},
             ],
-            weight_decay=cfg.weight_decay,
+            batches=passes,
+            backward=backward,
+            validate=lambda: self._validate(valid, texts),
+            max_steps=cfg.max_steps, warmup_fraction=cfg.warmup_fraction, eval_every=cfg.eval_every,
+            patience=cfg.patience, weight_decay=cfg.weight_decay,
+            after_backward=lambda step: method.after_backward(model.body, step),
+            description=f"reranker ({cfg.method})" if self.progress else None,
         )
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _linear_warmup_decay(int(cfg.warmup_fraction * cfg.max_steps), cfg.max_steps))
-        best = self._validate(valid, texts)
-        start_score = best
-        best_state = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
-        best_step, stale, step, losses = 0, 0, 0, []
-        self.history = [{"step": 0, "valid_ndcg@10": best}]
-        bar = None
-        if self.progress:
-            from tqdm import tqdm
-
-            bar = tqdm(total=cfg.max_steps, desc=f"reranker ({cfg.method})", unit="step")
-        train_started = time.perf_counter()
-        per_step = cfg.batch_size // cfg.list_size
-        while step < cfg.max_steps and stale < cfg.patience:
-            order = rng.permutation(len(lists))
-            for start in range(0, len(order), per_step):
-                if step >= cfg.max_steps or stale >= cfg.patience:
-                    break
-                sampled = [lists[i].sample(cfg.list_size, rng) for i in order[start : start + per_step]]
-                logits = self.reranker.logits(
-                    [lists[i].query for i, (t, _) in zip(order[start : start + per_step], sampled) for _ in t],
-                    [text for t, _ in sampled for text in t], model=model,
-                )
-                ends = np.cumsum([len(t) for t, _ in sampled])
-                loss = torch.stack([
-                    listwise_loss(logits[end - len(t) : end], torch.tensor(g, dtype=logits.dtype)) for end, (t, g) in zip(ends, sampled)
-                ]).mean()
-                loss.backward()
-                method.after_backward(model.body, step)
-                torch.nn.utils.clip_grad_norm_(body_params + head_params, 1.0)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                step += 1
-                losses.append(loss.item())
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", best=f"{best:.4f}")
-                if step % cfg.eval_every == 0 or step == cfg.max_steps:
-                    score = self._validate(valid, texts)
-                    self.history.append({"step": step, "loss": float(np.mean(losses[-cfg.eval_every:])), "valid_ndcg@10": score})
-                    if score > best:
-                        best, stale, best_step = score, 0, step
-                        best_state = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
-                    else:
-                        stale += 1
-        if bar is not None:
-            bar.close()
-        with torch.no_grad():
-            named = dict(model.named_parameters())
-            for name, value in best_state.items():
-                named[name].copy_(value)
+        self.history = run.history
         if method.name != "full":
             if not method.mergeable:
                 raise ValueError(f"{method.name} cannot be merged into the reranker body; use full, lora, adalora or ia3")
@@ -219,13 +193,13 @@ class CrossEncoderTuner:
         model.eval()
         self.method = method
         self.metrics = {
-            "valid_ndcg@10": best,
-            "valid_ndcg@10_before_training": start_score,
+            "valid_ndcg@10": run.best,
+            "valid_ndcg@10_before_training": run.initial,
             "valid_ndcg@10_bm25_order": baseline,
             "rerank_depth": cfg.rerank_depth,
-            "best_step": best_step,
-            "steps": step,
-            "train_seconds": round(time.perf_counter() - train_started, 1),
+            "best_step": run.best_step,
+            "steps": run.steps,
+            "train_seconds": round(run.seconds, 1),
             "prepare_seconds": round(prepare_seconds, 1),
             "trainable_params": sum(p.numel() for p in body_params + head_params),
             "total_params": total_params,
