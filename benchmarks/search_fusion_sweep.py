@@ -2,10 +2,11 @@
 
 Retrieves each query's keyword and semantic top 100 once, then fuses them under every setting in
 a small grid (RRF with several k and weights; weighted score fusion with several weights) and
-prints NDCG@10 / Recall@100 (same definitions as search_score.py) per setting, best first. Report
-the chosen setting's test numbers with search_homedepot.py / `search run --fusion ... --*-weight`.
+prints NDCG@10 / Recall@100 (same definitions as search_score.py) per setting, best first. With
+--reranker, the best fusion setting's top N is then reordered by the cross-encoder for several N.
+Report the chosen setting's test numbers with search_homedepot.py / `search run --fusion ... --*-weight`.
 
-usage: python benchmarks/search_fusion_sweep.py [--model DIR] [--work /tmp/shelfwise-bench] [--split valid]
+usage: python benchmarks/search_fusion_sweep.py [--model DIR] [--reranker DIR] [--work /tmp/shelfwise-bench] [--split valid]
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ def main() -> None:
     parser.add_argument("--model", type=Path)
     parser.add_argument("--work", type=Path, default=Path("/tmp/shelfwise-bench"))
     parser.add_argument("--split", default="valid")
+    parser.add_argument("--reranker", type=Path, help="cross-encoder (artifact or ONNX export) to rerank the best fusion's top N")
+    parser.add_argument("--rerank-tops", default="10,20,30", help="the N values to try")
     args = parser.parse_args()
     os.environ.setdefault("SHELFWISE_HOME", str(args.work / "home"))
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -71,10 +74,23 @@ def main() -> None:
         "rrf": itertools.product([10, 30, 60], [0.5, 0.75, 1.0, 1.25, 1.5, 2.0]),
         "weighted": itertools.product([60], [0.25, 0.5, 0.75, 1.0, 1.5, 2.0]),
     }
+    fusions = {}
     for fusion, settings_grid in grid.items():
         for k, semantic_weight in settings_grid:
-            fused = [[h.item_id for h in FUSIONS[fusion]([kw, se], (1.0, semantic_weight), k=k)[:100]] for kw, se in zip(keyword, semantic)]
-            rows.append((f"{fusion} k={k} weights=(1, {semantic_weight})", *evaluate(fused)))
+            name = f"{fusion} k={k} weights=(1, {semantic_weight})"
+            fusions[name] = [[h.item_id for h in FUSIONS[fusion]([kw, se], (1.0, semantic_weight), k=k)[:100]] for kw, se in zip(keyword, semantic)]
+            rows.append((name, *evaluate(fusions[name])))
+    if args.reranker:
+        from shelfwise.search.rerank import load_reranker
+
+        reranker = load_reranker(args.reranker)
+        best = max((r for r in rows if r[0] in fusions), key=lambda r: r[1])[0]
+        depths = sorted(int(n) for n in args.rerank_tops.split(","))
+        # Score the deepest N once; a shallower N reorders a prefix of the same scores.
+        scores = [reranker.score(q, [engine.texts.get(i, "") for i in ranked[: depths[-1]]]) for q, ranked in zip(queries, fusions[best])]
+        for n in depths:
+            reranked = [[ranked[j] for j in np.argsort(-s[:n], kind="stable")] + ranked[n:] for ranked, s in zip(fusions[best], scores)]
+            rows.append((f"{best}, reranked top {n}", *evaluate(reranked)))
     print(f"\n| setting ({args.split}) | NDCG@10 | Recall@100 |\n| --- | --- | --- |")
     for name, ndcg, recall in sorted(rows, key=lambda r: -r[1]):
         print(f"| {name} | {ndcg:.4f} | {recall:.4f} |")

@@ -67,7 +67,7 @@ def main() -> None:
     parser.add_argument("--model", type=Path, help="fine-tuned encoder folder (search finetune --out)")
     parser.add_argument("--modes", default="keyword,semantic,hybrid")
     parser.add_argument("--work", type=Path, default=Path("/tmp/shelfwise-bench"))
-    parser.add_argument("--latency-queries", type=int, default=300)
+    parser.add_argument("--latency-queries", type=int, default=300, help="0: quality only")
     parser.add_argument("--split", default="test", help="which part of the dev split to report on")
     parser.add_argument("--reranker", type=Path, help="trained cross-encoder folder or its ONNX export, for mode hybrid-rerank")
     parser.add_argument("--run-args", default="", help="more `search run` options, e.g. '--fusion rrf --semantic-weight 1.5'")
@@ -107,6 +107,8 @@ def main() -> None:
         score = run([sys.executable, str(SCORER), str(out), str(judgments_path)], env).strip()
         print(" ", score, flush=True)
         rows.append((mode, score))
+    if not args.latency_queries:  # quality only (e.g. while other jobs hold the cores)
+        return
 
     # Latency: one query at a time, top 100, on the indexes the runs above cached.
     os.environ.update(env)
