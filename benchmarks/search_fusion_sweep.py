@@ -74,13 +74,16 @@ def main() -> None:
         "rrf": itertools.product([10, 30, 60], [0.5, 0.75, 1.0, 1.25, 1.5, 2.0]),
         "weighted": itertools.product([60], [0.25, 0.5, 0.75, 1.0, 1.5, 2.0]),
     }
-    fusions = {}
+    fusions, fusion_scores = {}, {}
     for fusion, settings_grid in grid.items():
         for k, semantic_weight in settings_grid:
             name = f"{fusion} k={k} weights=(1, {semantic_weight})"
-            fusions[name] = [[h.item_id for h in FUSIONS[fusion]([kw, se], (1.0, semantic_weight), k=k)[:100]] for kw, se in zip(keyword, semantic)]
+            fused = [FUSIONS[fusion]([kw, se], (1.0, semantic_weight), k=k)[:100] for kw, se in zip(keyword, semantic)]
+            fusions[name] = [[h.item_id for h in hits] for hits in fused]
+            fusion_scores[name] = [[h.score for h in hits] for hits in fused]
             rows.append((name, *evaluate(fusions[name])))
     if args.reranker:
+        from shelfwise.search import Hit
         from shelfwise.search.rerank import load_reranker
 
         reranker = load_reranker(args.reranker)
@@ -88,9 +91,16 @@ def main() -> None:
         depths = sorted(int(n) for n in args.rerank_tops.split(","))
         # Score the deepest N once; a shallower N reorders a prefix of the same scores.
         scores = [reranker.score(q, [engine.texts.get(i, "") for i in ranked[: depths[-1]]]) for q, ranked in zip(queries, fusions[best])]
+        first_stage = fusion_scores[best]
         for n in depths:
-            reranked = [[ranked[j] for j in np.argsort(-s[:n], kind="stable")] + ranked[n:] for ranked, s in zip(fusions[best], scores)]
-            rows.append((f"{best}, reranked top {n}", *evaluate(reranked)))
+            reranker.top_n = n
+            for weight in (0.0, 0.5, 1.0, 2.0):
+                reranker.first_stage_weight = weight
+                reranked = [
+                    [h.item_id for h in reranker.rerank(q, [Hit(i, f) for i, f in zip(ranked, fs)], {}, scores=s[:n])]
+                    for q, ranked, fs, s in zip(queries, fusions[best], first_stage, scores)
+                ]
+                rows.append((f"{best}, reranked top {n}, first-stage weight {weight}", *evaluate(reranked)))
     print(f"\n| setting ({args.split}) | NDCG@10 | Recall@100 |\n| --- | --- | --- |")
     for name, ndcg, recall in sorted(rows, key=lambda r: -r[1]):
         print(f"| {name} | {ndcg:.4f} | {recall:.4f} |")

@@ -125,7 +125,7 @@ def main() -> None:
     if args.reranker:
         from shelfwise.search.rerank import load_reranker
 
-        reranker = load_reranker(args.reranker, top_n=options.get("rerank_top") or 20)
+        reranker = load_reranker(args.reranker, top_n=options.get("rerank_top") or 20, first_stage_weight=options.get("first_stage_weight") or 0.0)
     engine = SearchEngine(
         encoder, encoder_id=encoder_id, cache_dir=settings().home / "search" / "indexes", reranker=reranker,
         fusion=options.get("fusion") or "rrf", weights=(options.get("keyword_weight") or 1.0, options.get("semantic_weight") or 1.0),

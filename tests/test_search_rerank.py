@@ -18,7 +18,7 @@ from shelfwise.search import Hit
 from shelfwise.commands.search import search
 from shelfwise.config import Settings
 from shelfwise.encoders.onnx import EXPORT_CONFIG, FP32_FILE, INT8_FILE, is_onnx_export
-from shelfwise.search.rerank import OnnxReranker, Reranker, load_reranker
+from shelfwise.search.rerank import OnnxReranker, Reranker, RerankerBase, load_reranker
 from shelfwise.tuning.cross_encoder import CrossEncoderConfig, CrossEncoderTuner, QueryList, build_lists, listwise_loss
 
 ITEMS = pd.DataFrame({"item_id": ["1", "2", "3", "4"], "title": ["Cordless Drill", "Hammer Drill", "Garden Hose", "Ceiling Fan"]})
@@ -215,3 +215,20 @@ def test_a_folder_that_is_no_reranker_gives_a_clear_error(tmp_path, onnx_dir):
     (text_export / EXPORT_CONFIG).write_bytes((onnx_dir / EXPORT_CONFIG).read_bytes())  # a cross-encoder export without int8
     with pytest.raises(FileNotFoundError, match="no model.int8.onnx; export with --int8"):
         OnnxReranker(text_export, int8=True)
+
+
+def test_first_stage_weight_mixes_standardised_scores():
+    class Fixed(RerankerBase):
+        top_n, batch_size = 3, 8
+
+        def _score_batch(self, queries, texts):
+            return np.array([{"a": 0.0, "b": 1.0, "c": 2.0}[t] for t in texts], dtype=np.float32)
+
+    hits = [Hit("1", 10.0), Hit("2", 5.0), Hit("3", 4.0), Hit("4", 1.0)]
+    texts = {"1": "a", "2": "b", "3": "c", "4": "c"}
+    reranker = Fixed()
+    assert [h.item_id for h in reranker.rerank("q", hits, texts)] == ["3", "2", "1", "4"]  # the cross-encoder alone
+    reranker.first_stage_weight = 3.0  # the first stage's 10 / 5 / 4 now outweighs the cross-encoder
+    assert [h.item_id for h in reranker.rerank("q", hits, texts)] == ["1", "3", "2", "4"]
+    # Precomputed scores are used as given (nothing re-scored).
+    assert [h.item_id for h in reranker.rerank("q", hits, texts, scores=np.array([5.0, 0.0, 0.0]))][0] == "1"

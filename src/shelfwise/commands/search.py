@@ -36,6 +36,7 @@ def search() -> None:
 @click.option("--mode", type=click.Choice(MODES), default="hybrid", show_default=True)
 @click.option("--reranker", type=click.Path(exists=True, file_okay=False, path_type=Path), help="Trained cross-encoder (`search finetune --target cross-encoder --out`) or its `search export-onnx` folder, for --mode hybrid-rerank.")
 @click.option("--rerank-top", type=click.IntRange(1), default=20, show_default=True, help="How many hybrid hits the reranker reorders.")
+@click.option("--first-stage-weight", type=click.FloatRange(min=0), default=0.0, show_default=True, help="Reorder the top N by the cross-encoder's score plus this weight times the hybrid score (both standardised per query); 0: the cross-encoder alone.")
 @click.option("--fusion", type=click.Choice(FUSIONS), default="rrf", show_default=True, help="How hybrid mode fuses the two rankings.")
 @click.option("--keyword-weight", type=float, default=1.0, show_default=True, help="Hybrid weight of the keyword ranking.")
 @click.option("--semantic-weight", type=float, default=1.0, show_default=True, help="Hybrid weight of the semantic ranking.")
@@ -44,7 +45,7 @@ def search() -> None:
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="TSV: query, product_id, rank, score.")
 @click.option("--no-cache", is_flag=True, help="Do not keep or reuse built indexes in <home>/search/indexes.")
 @click.pass_obj
-def run(obj: Settings, products: Path, queries: Path | None, images: tuple[Path, ...], model: Path | None, mode: str, reranker: Path | None, rerank_top: int, fusion: str, keyword_weight: float, semantic_weight: float, rrf_k: float, top: int, out: Path, no_cache: bool) -> None:
+def run(obj: Settings, products: Path, queries: Path | None, images: tuple[Path, ...], model: Path | None, mode: str, reranker: Path | None, rerank_top: int, first_stage_weight: float, fusion: str, keyword_weight: float, semantic_weight: float, rrf_k: float, top: int, out: Path, no_cache: bool) -> None:
     """Rank the products for every query in QUERIES (and every --image) and write the top results as TSV."""
     from shelfwise.encoders import load_text_encoder
     from shelfwise.multimodal.model import is_multimodal_model
@@ -77,7 +78,7 @@ def run(obj: Settings, products: Path, queries: Path | None, images: tuple[Path,
         weights=(keyword_weight, semantic_weight),
         rrf_k=rrf_k,
         candidates=max(100, top),
-        reranker=_load_reranker(reranker, rerank_top) if reranker else None,
+        reranker=_load_reranker(reranker, rerank_top, first_stage_weight) if reranker else None,
         progress=not obj.quiet,
     ).fit(items)
     pages = engine.search_many(query_list, mode=mode, top=top)
@@ -250,12 +251,12 @@ def _training_data(obj: Settings, products: Path | None, judgments: Path | None)
     return catalogue[[c for c in ITEM_COLUMNS if c in catalogue.columns]], judged, "the store's search logs"
 
 
-def _load_reranker(path: Path, top_n: int):
+def _load_reranker(path: Path, top_n: int, first_stage_weight: float):
     """A cross-encoder artifact (torch) or its ONNX export (ONNX Runtime, int8 when exported with it)."""
     from shelfwise.search.rerank import load_reranker
 
     try:
-        return load_reranker(path, top_n=top_n)
+        return load_reranker(path, top_n=top_n, first_stage_weight=first_stage_weight)
     except (FileNotFoundError, ValueError) as e:
         raise click.ClickException(str(e)) from e
 

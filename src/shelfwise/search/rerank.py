@@ -58,6 +58,9 @@ class RerankerBase:
 
     top_n: int
     batch_size: int
+    # Weight of the first stage's own scores next to the cross-encoder's when reordering (both
+    # standardised over the top N); 0 reorders by the cross-encoder alone.
+    first_stage_weight: float = 0.0
 
     def _score_batch(self, queries: list[str], texts: list[str]) -> np.ndarray:
         raise NotImplementedError
@@ -69,18 +72,28 @@ class RerankerBase:
             out[start : start + len(chunk)] = self._score_batch([query] * len(chunk), chunk)
         return out
 
-    def rerank(self, query: str, hits: Sequence[Hit], texts: dict[str, str]) -> list[Hit]:
-        """The top ``top_n`` hits reordered by the cross-encoder (scores are its logits, offset to stay
-        above the rest); the hits after them keep their order below."""
+    def rerank(self, query: str, hits: Sequence[Hit], texts: dict[str, str], scores: np.ndarray | None = None) -> list[Hit]:
+        """The top ``top_n`` hits reordered by the cross-encoder (scores are its logits, or with a
+        ``first_stage_weight`` the mix of both standardised scores, offset to stay above the rest); the
+        hits after them keep their order below. ``scores``: the cross-encoder's scores of the top
+        ``top_n`` when the caller already has them."""
         head, tail = list(hits[: self.top_n]), list(hits[self.top_n :])
         if not head:
             return tail
-        scores = self.score(query, [texts.get(h.item_id, "") for h in head])
+        if scores is None:
+            scores = self.score(query, [texts.get(h.item_id, "") for h in head])
+        if self.first_stage_weight:
+            scores = _standardised(scores) + self.first_stage_weight * _standardised(np.array([h.score for h in head], dtype=np.float32))
         order = np.argsort(-scores, kind="stable")
         # Shift reranked scores above the tail's so one list stays sorted by score.
         floor = max((h.score for h in tail), default=0.0)
         shift = floor - float(scores.min()) + 1.0
         return [Hit(head[i].item_id, float(scores[i]) + shift) for i in order] + tail
+
+
+def _standardised(scores: np.ndarray) -> np.ndarray:
+    spread = float(scores.std())
+    return (scores - scores.mean()) / spread if spread > 0 else np.zeros_like(scores)
 
 
 class Reranker(RerankerBase):
@@ -174,19 +187,23 @@ def is_cross_encoder_artifact(path: Path | str) -> bool:
         return False
 
 
-def load_reranker(folder: Path | str, top_n: int = 20, threads: int = 0) -> RerankerBase:
+def load_reranker(folder: Path | str, top_n: int = 20, threads: int = 0, first_stage_weight: float = 0.0) -> RerankerBase:
     """The reranker in ``folder``: an ONNX export (``search export-onnx --model CE_DIR``, a folder with
     ``model.onnx``) through ONNX Runtime, or a cross-encoder artifact (``search finetune --target
-    cross-encoder --out``) in torch. Anything else is an error naming the folder and what it lacks."""
+    cross-encoder --out``) in torch. Anything else is an error naming the folder and what it lacks.
+    ``first_stage_weight``: see :attr:`RerankerBase.first_stage_weight`."""
     from shelfwise.encoders.onnx import EXPORT_CONFIG, FP32_FILE, is_onnx_export
 
     folder = Path(folder)
     if is_onnx_export(folder):
-        return OnnxReranker(folder, top_n=top_n, threads=threads)
-    if (folder / "config.json").is_file() or (folder / "latest").is_file():
-        return Reranker.from_artifact(folder, top_n=top_n)
-    raise FileNotFoundError(
-        f"{folder}: not a reranker: neither a cross-encoder artifact (no config.json or latest; make one with "
-        f"`shelfwise search finetune --target cross-encoder --out {folder}`) nor an ONNX cross-encoder export "
-        f"(no {FP32_FILE} and {EXPORT_CONFIG}; make one with `shelfwise search export-onnx --model CE_DIR --out {folder}`)"
-    )
+        reranker = OnnxReranker(folder, top_n=top_n, threads=threads)
+    elif (folder / "config.json").is_file() or (folder / "latest").is_file():
+        reranker = Reranker.from_artifact(folder, top_n=top_n)
+    else:
+        raise FileNotFoundError(
+            f"{folder}: not a reranker: neither a cross-encoder artifact (no config.json or latest; make one with "
+            f"`shelfwise search finetune --target cross-encoder --out {folder}`) nor an ONNX cross-encoder export "
+            f"(no {FP32_FILE} and {EXPORT_CONFIG}; make one with `shelfwise search export-onnx --model CE_DIR --out {folder}`)"
+        )
+    reranker.first_stage_weight = first_stage_weight
+    return reranker
