@@ -135,6 +135,14 @@ def test_reranker_finetune_then_hybrid_rerank(files):
     assert len(rows) == 3 * 4
     scores = [float(r[3]) for r in rows if r[0] == "drill"]
     assert scores == sorted(scores, reverse=True)
+    # A large first-stage weight keeps the hybrid order of the reranked top 3.
+    hybrid_out, mixed_out = files / "run_hybrid_only.tsv", files / "run_mixed.tsv"
+    common = ["--products", str(files / "products.csv"), "--queries", str(files / "queries.txt"), "--top", "4"]
+    _run(["run", *common, "--mode", "hybrid", "--out", str(hybrid_out)], files)
+    _run(["run", *common, "--mode", "hybrid-rerank", "--reranker", str(out), "--rerank-top", "3", "--first-stage-weight", "1000",
+          "--out", str(mixed_out)], files)
+    ranked = lambda path: [(r[0], r[1]) for r in list(csv.reader(path.open(), delimiter="\t"))[1:]]  # noqa: E731
+    assert ranked(mixed_out) == ranked(hybrid_out)
 
 
 def test_hybrid_rerank_needs_reranker(files):
