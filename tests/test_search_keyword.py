@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from shelfwise.search import Filters, KeywordIndex
+from shelfwise.search.keyword import normalise_units
 
 ITEMS = pd.DataFrame(
     [
@@ -115,3 +116,45 @@ def test_refuses_to_overwrite_a_foreign_folder(tmp_path):
     KeywordIndex(path=tmp_path / "kw").fit(pd.DataFrame({"item_id": ["1"], "title": ["x"]}))
     KeywordIndex(path=tmp_path / "kw").fit(pd.DataFrame({"item_id": ["2"], "title": ["y"]}))  # rebuilding our own is fine
     assert KeywordIndex.open(tmp_path / "kw").search("y").item_ids == ["2"]
+
+
+UNIT_ITEMS = pd.DataFrame(
+    [
+        ("u1", "Pressure-Treated Lumber 2 in. x 4 in. x 8 ft."),
+        ("u2", "Garden Hose 10 feet"),
+        ("u3", "Copper Pipe 1/2 inch x 10 ft."),
+        ("u4", "Cordless Drill 20 Volt"),
+    ],
+    columns=["item_id", "title"],
+)
+
+
+def test_units_written_any_way_meet():
+    assert normalise_units("2x4 10ft 1/2\" 5 gallons") == "2 x 4 10 ft  1/2 in  5 gal "
+    index = KeywordIndex(correct_spelling=False, prefix_weight=0).fit(UNIT_ITEMS)
+    assert index.search("2x4x8").item_ids[0] == "u1"
+    assert index.search("10ft hose").item_ids[0] == "u2"
+    assert index.search("1/2in copper").item_ids[0] == "u3"
+    assert index.search("20v drill").item_ids[0] == "u4"
+
+
+def test_unknown_words_search_as_their_spelling_correction(tmp_path):
+    # "drll" is too short for the fuzzy match; only the correction finds the drill.
+    assert KeywordIndex(correct_spelling=False).fit(ITEMS).search("drll").item_ids == []
+    index = KeywordIndex(path=tmp_path / "kw").fit(ITEMS)
+    assert index.corrected("cordles drll") == "cordless drill"
+    assert index.search("drll").item_ids[:2] in (["p1", "p2"], ["p2", "p1"])
+    # The vocabulary is saved with the index and grows with the catalogue.
+    reopened = KeywordIndex.open(tmp_path / "kw")
+    assert reopened.search("drll").item_ids[:2] in (["p1", "p2"], ["p2", "p1"])
+    assert reopened.search("clmp").item_ids == []
+    reopened.add(pd.DataFrame([("p9", "Bar Clamp")], columns=["item_id", "title"]))
+    assert reopened.search("clmp").item_ids == ["p9"]  # too short for fuzzy: the correction finds it
+
+
+def test_words_side_by_side_outrank_words_apart():
+    items = pd.DataFrame([("a", "Deck Board Screws"), ("b", "Board Game Deck")], columns=["item_id", "title"])
+    hits = KeywordIndex().fit(items).search("deck board").hits
+    assert [h.item_id for h in hits] == ["a", "b"] and hits[0].score > hits[1].score
+    flat = KeywordIndex(phrase_weight=0).fit(items).search("deck board").hits
+    assert flat[0].score == pytest.approx(flat[1].score)

@@ -38,3 +38,18 @@ def test_suggestions_fall_back_to_spelling_correction():
     assert suggester.suggest("cordles dr")[0] == "cordless drill"
     assert suggester.suggest("hamer")[0] == "hammer"
     assert suggester.suggest("zzzz") == []
+
+
+def test_words_run_together_are_split_where_both_halves_are_common():
+    corrector = SpellingCorrector().fit(["Deck Board Screws", "Composite Deck Board", "Deck Board Gray", "Garden Hose"])
+    assert corrector.correct("deckboard screws") == "deck board screws"
+    assert corrector.correct("gardenhose") == "gardenhose"  # "garden" and "hose" appear once: too rare to trust
+
+
+def test_vocabulary_grows_and_round_trips_through_counts():
+    corrector = SpellingCorrector().fit(TITLES)
+    assert corrector.correct_word("trowle") == "trowle"
+    corrector.add(["Margin Trowel"])
+    assert corrector.correct_word("trowle") == "trowel"
+    copy = SpellingCorrector().add_counts(dict(corrector.counts))
+    assert copy.correct("cordles trowle") == "cordless trowel"

@@ -19,7 +19,7 @@ from shelfwise.search.keyword import KeywordIndex, SearchPage
 from shelfwise.search.semantic import ITEM_TEXT_FIELDS, SemanticSearch, VectorIndex, item_texts
 
 # Bump when the index layout or item text changes, so old caches are not reused.
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 ITEM_COLUMNS = ("item_id", "title", "description", "category", "brand", "price", "popularity", "in_stock")
 
 

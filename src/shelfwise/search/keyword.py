@@ -1,10 +1,13 @@
 """Keyword search over the catalogue with tantivy (BM25).
 
-Title, description, brand and category are analysed (lower-cased, English-stemmed) and searched
-together with a boost per field. Each query word matches exactly (BM25), within one edit (typo
-tolerance: a small constant bonus, so exact matches still rank first) and, for the last word, as a
-prefix (autocomplete while typing). Filters, facet counts, sorting and pagination are done by
-tantivy itself, so they stay fast on the whole catalogue.
+Title, description, brand and category are analysed (units written one way, lower-cased,
+English-stemmed) and searched together with a boost per field. Each query word matches exactly
+(BM25), within one edit (typo tolerance: a small constant bonus, so exact matches still rank first)
+and, for the last word, as a prefix (autocomplete while typing); neighbouring query words found
+side by side in a title earn a bonus. A query word the catalogue never
+uses also searches as its spelling correction ("elrctric" -> "electric", "deckboard" -> "deck
+board"), from a vocabulary of the indexed text that grows with the catalogue. Filters, facet counts,
+sorting and pagination are done by tantivy itself, so they stay fast on the whole catalogue.
 """
 
 from __future__ import annotations
@@ -12,12 +15,15 @@ from __future__ import annotations
 import bisect
 import json
 import math
+import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import pandas as pd
+
+from shelfwise.search.suggest import SpellingCorrector
 
 ANALYZER = "shelf_text"
 TEXT_FIELDS = ("title", "description", "brand", "category")
@@ -29,6 +35,32 @@ FACET_FIELDS = {"brand": "brand_exact", "category": "category_exact", "in_stock"
 PRICE_EDGES = (25.0, 50.0, 100.0, 200.0, 500.0)
 KEYS_FILE = "shelfwise_keys.json"
 SETTINGS_FILE = "shelfwise_keyword.json"
+VOCABULARY_FILE = "shelfwise_vocabulary.json"
+
+# A number's unit, however it is written ("10ft", "10 feet", "10'"), becomes one token, so that
+# "1/2 inch" meets "1/2 in." and "2x4" meets "2 in. x 4 in.". Applied to items and queries alike.
+UNIT_SPELLINGS = [
+    (r"in\.|inches|inch|in\b|\"", "in"),
+    (r"ft\.|feet|foot|ft\b|'", "ft"),
+    (r"sq\.?\s*ft\.?|square\s*(?:feet|foot)", "sqft"),
+    (r"cu\.?\s*ft\.?|cubic\s*(?:feet|foot)", "cuft"),
+    (r"gal\.|gallons|gallon|gal\b", "gal"),
+    (r"lb\.|lbs\.?|pounds|pound|lb\b", "lb"),
+    (r"oz\.|ounces|ounce|oz\b", "oz"),
+    (r"volts|volt|v\b", "volt"),
+    (r"watts|watt|w\b", "watt"),
+    (r"amps|amp|a\b", "amp"),
+    (r"x(?=\s*\d)", "x"),
+]
+# Square and cubic feet before feet, so "sq. ft." is not read as "sq. ft" + "ft".
+_UNITS = [(re.compile(rf"(\d)\s*(?:{pattern})", re.IGNORECASE), rf"\1 {unit} ")
+          for pattern, unit in sorted(UNIT_SPELLINGS, key=lambda pu: pu[1] not in ("sqft", "cuft"))]
+
+
+def normalise_units(text: str) -> str:
+    for pattern, replacement in _UNITS:
+        text = pattern.sub(replacement, text)
+    return text
 
 
 @dataclass(frozen=True)
@@ -145,6 +177,8 @@ class KeywordIndex:
         fuzzy_weight: float = 0.3,
         prefix_min_length: int = 2,
         prefix_weight: float = 0.5,
+        phrase_weight: float = 0.17,
+        correct_spelling: bool = True,
         writer_heap_bytes: int = 64_000_000,
     ):
         self.path = Path(path) if path else None
@@ -157,6 +191,9 @@ class KeywordIndex:
         self.fuzzy_weight = fuzzy_weight
         self.prefix_min_length = prefix_min_length
         self.prefix_weight = prefix_weight
+        self.phrase_weight = phrase_weight
+        self.correct_spelling = correct_spelling
+        self.spelling = SpellingCorrector()
         self.writer_heap_bytes = writer_heap_bytes
         self._index = None
         self._schema = None
@@ -183,6 +220,7 @@ class KeywordIndex:
             self._index = tantivy.Index(self._schema)
         self._register()
         self._item_ids, self._keys, self._next_key = {}, {}, 0
+        self.spelling = SpellingCorrector()
 
     def _register(self) -> None:
         self._analyzer = _analyzer()
@@ -207,6 +245,7 @@ class KeywordIndex:
             from tqdm import tqdm
 
             rows = tqdm(rows, desc="keyword index", unit="item")
+        texts = []
         for row in rows:
             item_id = str(row["item_id"])
             if item_id in self._keys:
@@ -218,7 +257,8 @@ class KeywordIndex:
             for name in TEXT_FIELDS:
                 text = _text(row.get(name))
                 if text:
-                    doc.add_text(name, text)
+                    doc.add_text(name, normalise_units(text))
+                    texts.append(text)
                     if name in EXACT_FIELDS:
                         doc.add_text(EXACT_FIELDS[name], text)
             for name in ("price", "popularity"):
@@ -230,6 +270,7 @@ class KeywordIndex:
             writer.add_document(doc)
             self._keys[item_id] = key
             self._item_ids[key] = item_id
+        self.spelling.add(texts)
         self._commit(writer)
         return self
 
@@ -250,6 +291,7 @@ class KeywordIndex:
         if self.path is not None:
             (self.path / KEYS_FILE).write_text(json.dumps({"next_key": self._next_key, "keys": self._keys}))
             (self.path / SETTINGS_FILE).write_text(json.dumps(self.settings()))
+            (self.path / VOCABULARY_FILE).write_text(json.dumps(self.spelling.counts))
 
     def settings(self) -> dict:
         return {
@@ -259,6 +301,8 @@ class KeywordIndex:
             "fuzzy_weight": self.fuzzy_weight,
             "prefix_min_length": self.prefix_min_length,
             "prefix_weight": self.prefix_weight,
+            "phrase_weight": self.phrase_weight,
+            "correct_spelling": self.correct_spelling,
         }
 
     @classmethod
@@ -278,6 +322,8 @@ class KeywordIndex:
         self._keys = {k: int(v) for k, v in keys["keys"].items()}
         self._item_ids = {v: k for k, v in self._keys.items()}
         self._next_key = int(keys["next_key"])
+        if (path / VOCABULARY_FILE).is_file():
+            self.spelling.add_counts(json.loads((path / VOCABULARY_FILE).read_text()))
         return self
 
     def __len__(self) -> int:
@@ -289,8 +335,12 @@ class KeywordIndex:
     # ---- querying -------------------------------------------------------------------------
 
     def analyze(self, text: str) -> list[str]:
-        """The index's own tokens for ``text`` (lower-cased, stemmed)."""
-        return self._analyzer.analyze(text)
+        """The index's own tokens for ``text`` (units written one way, lower-cased, stemmed)."""
+        return self._analyzer.analyze(normalise_units(text))
+
+    def corrected(self, text: str) -> str:
+        """``text`` with each word the catalogue never uses replaced by its spelling correction."""
+        return self.spelling.correct(text)
 
     def _text_query(self, text: str):
         import tantivy
@@ -298,18 +348,27 @@ class KeywordIndex:
         tokens = self.analyze(text)
         if not tokens:
             return None
+        # Corrections are searched beside the words as typed: an unknown word matches nothing
+        # exactly, so the correction decides, while a word the shop does use is never replaced.
+        spelled = self.analyze(self.corrected(text)) if self.correct_spelling else tokens
         clauses = []
-        last = len(tokens) - 1
-        for position, token in enumerate(dict.fromkeys(tokens)):
+        for token in dict.fromkeys(tokens + spelled):
             for name, boost in self.field_boosts.items():
                 clauses.append(tantivy.Query.boost_query(tantivy.Query.term_query(self._schema, name, token), boost))
                 if self.fuzzy_distance and len(token) >= self.fuzzy_min_length:
                     fuzzy = tantivy.Query.fuzzy_term_query(self._schema, name, token, distance=self.fuzzy_distance)
                     clauses.append(tantivy.Query.boost_query(fuzzy, boost * self.fuzzy_weight))
-            if position == last and self.prefix_weight and len(token) >= self.prefix_min_length:
-                # Autocomplete: the word being typed matches any word it begins (title only: cheap and precise).
-                prefix = tantivy.Query.fuzzy_term_query(self._schema, "title", token, distance=0, prefix=True)
-                clauses.append(tantivy.Query.boost_query(prefix, self.field_boosts.get("title", 1.0) * self.prefix_weight))
+        title_boost = self.field_boosts.get("title", 1.0)
+        if self.phrase_weight:
+            # Words next to each other in the query and in a title ("deck board", not "deck ... board").
+            for pair in {(a, b) for a, b in zip(spelled, spelled[1:]) if a != b}:
+                phrase = tantivy.Query.phrase_query(self._schema, "title", list(pair))
+                clauses.append(tantivy.Query.boost_query(phrase, title_boost * self.phrase_weight))
+        last = tokens[-1]
+        if self.prefix_weight and len(last) >= self.prefix_min_length:
+            # Autocomplete: the word being typed matches any word it begins (title only: cheap and precise).
+            prefix = tantivy.Query.fuzzy_term_query(self._schema, "title", last, distance=0, prefix=True)
+            clauses.append(tantivy.Query.boost_query(prefix, title_boost * self.prefix_weight))
         return tantivy.Query.boolean_query([(tantivy.Occur.Should, q) for q in clauses])
 
     def _filter_queries(self, filters: Filters | None) -> list:

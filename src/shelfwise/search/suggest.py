@@ -6,7 +6,8 @@ hold them).
 Spelling correction replaces each word the shop has never seen by the most frequent known word
 within two edits, found with a symmetric-delete index (SymSpell's idea): every word is filed under
 itself with one character deleted, so a misspelling meets its correction without scanning the
-vocabulary.
+vocabulary. A word with no known word near it may be two words run together ("deckboard"): it
+is split where both halves are common catalogue words.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import bisect
 import heapq
 import re
 from collections import Counter
-from typing import Iterable
+from typing import Iterable, Mapping
 
 # A suggestion that starts or ends in one of these is a fragment ("toilet in", "with bracket").
 DANGLING = frozenset({"a", "an", "and", "as", "at", "by", "for", "from", "in", "into", "of", "on", "or", "per", "the", "to", "with", "x"})
@@ -45,23 +46,32 @@ def edit_distance(a: str, b: str) -> int:
 
 
 class SpellingCorrector:
-    """``fit(texts)`` learns the vocabulary; ``correct(query)`` fixes unknown words."""
+    """``fit(texts)`` learns the vocabulary (``add(texts)`` grows it); ``correct(query)`` fixes unknown words."""
 
-    def __init__(self, max_distance: int = 2, min_length: int = 4, min_count: int = 1):
+    def __init__(self, max_distance: int = 2, min_length: int = 4, min_count: int = 1, min_split_count: int = 3):
         self.max_distance = max_distance
         self.min_length = min_length  # short words and codes are too ambiguous to correct
         self.min_count = min_count
+        self.min_split_count = min_split_count  # both halves of a split word must be this common
         self.counts: Counter[str] = Counter()
         self._by_delete: dict[str, list[str]] = {}
 
     def fit(self, texts: Iterable[str]) -> "SpellingCorrector":
-        self.counts = Counter(w for text in texts for w in WORD.findall(str(text).lower()))
-        self._by_delete = {}
-        for word, count in self.counts.items():
-            if count < self.min_count or len(word) < self.min_length - 1:
-                continue
-            for key in _deletes(word) | {word}:
-                self._by_delete.setdefault(key, []).append(word)
+        self.counts, self._by_delete = Counter(), {}
+        return self.add(texts)
+
+    def add(self, texts: Iterable[str]) -> "SpellingCorrector":
+        """Learn the words of more texts (new products); words are never forgotten."""
+        return self.add_counts(Counter(w for text in texts for w in WORD.findall(str(text).lower())))
+
+    def add_counts(self, counts: Mapping[str, int]) -> "SpellingCorrector":
+        """Learn words with their counts (e.g. :attr:`counts` saved by another corrector)."""
+        for word, count in counts.items():
+            before = self.counts[word]
+            self.counts[word] = before + count
+            if before < self.min_count <= before + count and len(word) >= self.min_length - 1:
+                for key in _deletes(word) | {word}:
+                    self._by_delete.setdefault(key, []).append(word)
         return self
 
     def correct_word(self, word: str) -> str:
@@ -77,7 +87,17 @@ class SpellingCorrector:
             if distance <= self.max_distance:
                 rank = (distance, -self.counts[candidate], candidate)
                 best = rank if best is None or rank < best else best
-        return best[2] if best else word
+        return best[2] if best else self._split(word)
+
+    def _split(self, word: str) -> str:
+        """``word`` as two common words run together, the split whose rarer half is commonest; else ``word``."""
+        best = None
+        for cut in range(3, len(word) - 2):
+            left, right = word[:cut], word[cut:]
+            support = min(self.counts.get(left, 0), self.counts.get(right, 0))
+            if support >= self.min_split_count and (best is None or support > best[0]):
+                best = (support, f"{left} {right}")
+        return best[1] if best else word
 
     def correct(self, query: str) -> str:
         return " ".join(self.correct_word(w) for w in normalise(query).split())
