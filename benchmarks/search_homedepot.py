@@ -126,10 +126,15 @@ def main() -> None:
         from shelfwise.search.rerank import load_reranker
 
         reranker = load_reranker(args.reranker, top_n=options.get("rerank_top") or 20, first_stage_weight=options.get("first_stage_weight") or 0.0)
+    learned = None
+    if options.get("fusion_model"):
+        from shelfwise.search.learned_fusion import LearnedFusion
+
+        learned = LearnedFusion.load(options["fusion_model"])
     engine = SearchEngine(
         encoder, encoder_id=encoder_id, cache_dir=settings().home / "search" / "indexes", reranker=reranker,
-        fusion=options.get("fusion") or "rrf", weights=(options.get("keyword_weight") or 1.0, options.get("semantic_weight") or 1.0),
-        rrf_k=options.get("rrf_k") or 60.0,
+        fusion=options["fusion"], weights=(options["keyword_weight"], options["semantic_weight"]), rrf_k=options["rrf_k"],
+        learned_fusion=learned,
     ).fit(read_products(DATA / "products.csv"))
     sample = queries[: args.latency_queries]
     print(f"\nlatency over {len(sample)} queries, one at a time, top 100 ({machine()})")

@@ -148,3 +148,21 @@ def test_reranker_finetune_then_hybrid_rerank(files):
 def test_hybrid_rerank_needs_reranker(files):
     result = CliRunner().invoke(search, ["run", "--products", str(files / "products.csv"), "--queries", str(files / "queries.txt"), "--mode", "hybrid-rerank", "--out", str(files / "o.tsv")], obj=Settings(home=files / "home", quiet=True))
     assert result.exit_code != 0 and "--reranker" in result.output
+
+
+def test_fit_fusion_then_run_with_it(files):
+    out = files / "fusion"
+    report = json.loads(_run(["fit-fusion", "--products", str(files / "products.csv"), "--judgments", str(files / "judgments.csv"),
+                              "--epochs", "3", "--out", str(out)], files).stdout)
+    assert report["queries"] > 0 and len(report["loss_per_epoch"]) == 3 and set(report["feature_weights"]) >= {"keyword_score", "word_coverage"}
+    assert (out / "latest").is_file()
+    common = ["--products", str(files / "products.csv"), "--queries", str(files / "queries.txt"), "--top", "6"]
+    plain_out, learned_out = files / "run_plain.tsv", files / "run_learned.tsv"
+    _run(["run", *common, "--out", str(plain_out)], files)
+    _run(["run", *common, "--fusion-model", str(out), "--out", str(learned_out)], files)
+    rows = lambda path: list(csv.reader(path.open(), delimiter="\t"))[1:]  # noqa: E731
+    # The same candidates (all 6 products: the weighted fusion's whole list), scored by the learned model instead.
+    assert {(r[0], r[1]) for r in rows(learned_out)} == {(r[0], r[1]) for r in rows(plain_out)}
+    assert [r[3] for r in rows(learned_out)] != [r[3] for r in rows(plain_out)]
+    bad = CliRunner().invoke(search, ["run", *common, "--fusion-model", str(files), "--out", str(files / "o.tsv")], obj=Settings(home=files / "home", quiet=True))
+    assert bad.exit_code != 0 and "no artifact" in bad.output

@@ -37,19 +37,21 @@ def search() -> None:
 @click.option("--reranker", type=click.Path(exists=True, file_okay=False, path_type=Path), help="Trained cross-encoder (`search finetune --target cross-encoder --out`) or its `search export-onnx` folder, for --mode hybrid-rerank.")
 @click.option("--rerank-top", type=click.IntRange(1), default=20, show_default=True, help="How many hybrid hits the reranker reorders.")
 @click.option("--first-stage-weight", type=click.FloatRange(min=0), default=0.0, show_default=True, help="Reorder the top N by the cross-encoder's score plus this weight times the hybrid score (both standardised per query); 0: the cross-encoder alone.")
-@click.option("--fusion", type=click.Choice(FUSIONS), default="rrf", show_default=True, help="How hybrid mode fuses the two rankings.")
+@click.option("--fusion", type=click.Choice(FUSIONS), default="weighted", show_default=True, help="How hybrid mode fuses the two rankings.")
 @click.option("--keyword-weight", type=float, default=1.0, show_default=True, help="Hybrid weight of the keyword ranking.")
-@click.option("--semantic-weight", type=float, default=1.0, show_default=True, help="Hybrid weight of the semantic ranking.")
+@click.option("--semantic-weight", type=float, default=0.5, show_default=True, help="Hybrid weight of the semantic ranking.")
+@click.option("--fusion-model", type=click.Path(exists=True, file_okay=False, path_type=Path), help="A learned fusion (`search fit-fusion --out`) that reorders the hybrid top; fit it with the same --model.")
 @click.option("--rrf-k", type=click.FloatRange(min=0, min_open=True), default=60.0, show_default=True, help="RRF's k: larger flattens the difference between ranks.")
 @click.option("--top", type=click.IntRange(1), default=100, show_default=True, help="Results per query.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="TSV: query, product_id, rank, score.")
 @click.option("--no-cache", is_flag=True, help="Do not keep or reuse built indexes in <home>/search/indexes.")
 @click.pass_obj
-def run(obj: Settings, products: Path, queries: Path | None, images: tuple[Path, ...], model: Path | None, mode: str, reranker: Path | None, rerank_top: int, first_stage_weight: float, fusion: str, keyword_weight: float, semantic_weight: float, rrf_k: float, top: int, out: Path, no_cache: bool) -> None:
+def run(obj: Settings, products: Path, queries: Path | None, images: tuple[Path, ...], model: Path | None, mode: str, reranker: Path | None, rerank_top: int, first_stage_weight: float, fusion: str, keyword_weight: float, semantic_weight: float, fusion_model: Path | None, rrf_k: float, top: int, out: Path, no_cache: bool) -> None:
     """Rank the products for every query in QUERIES (and every --image) and write the top results as TSV."""
     from shelfwise.encoders import load_text_encoder
     from shelfwise.multimodal.model import is_multimodal_model
-    from shelfwise.search.engine import SearchEngine, read_products
+    from shelfwise.search.engine import read_products
+    from shelfwise.search.learned_fusion import LearnedFusion
 
     if not queries and not images:
         raise click.UsageError("give --queries FILE and/or --image PATH")
@@ -68,19 +70,12 @@ def run(obj: Settings, products: Path, queries: Path | None, images: tuple[Path,
         raise click.ClickException("--mode hybrid-rerank needs --reranker DIR (train one with `search finetune --target cross-encoder`)")
     try:
         encoder, encoder_id = load_text_encoder(model)
+        learned = LearnedFusion.load(fusion_model) if fusion_model else None
     except (FileNotFoundError, ValueError) as e:
         raise click.ClickException(str(e)) from e
-    engine = SearchEngine(
-        encoder,
-        encoder_id=encoder_id,
-        cache_dir=None if no_cache else obj.home / "search" / "indexes",
-        fusion=fusion,
-        weights=(keyword_weight, semantic_weight),
-        rrf_k=rrf_k,
-        candidates=max(100, top),
-        reranker=_load_reranker(reranker, rerank_top, first_stage_weight) if reranker else None,
-        progress=not obj.quiet,
-    ).fit(items)
+    engine = _engine(obj, encoder, encoder_id, no_cache, fusion=fusion, weights=(keyword_weight, semantic_weight), rrf_k=rrf_k,
+                     candidates=max(100, top), learned_fusion=learned,
+                     reranker=_load_reranker(reranker, rerank_top, first_stage_weight) if reranker else None).fit(items)
     pages = engine.search_many(query_list, mode=mode, top=top)
     _write_run(out, [[query, hit.item_id, rank, f"{hit.score:.6f}"]
                      for query, page in zip(query_list, pages) for rank, hit in enumerate(page.hits, start=1)])
@@ -175,6 +170,41 @@ def suggest(obj: Settings, products: Path, past_queries: Path | None, top: int, 
         click.echo(json.dumps({"prefix": prefix, "corrected": suggester.corrector.correct(prefix), "suggestions": suggester.suggest(prefix, top=top)}))
 
 
+@search.command("fit-fusion")
+@click.option("--products", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Products CSV (as for `search run`); without it and --judgments, the store's catalogue.")
+@click.option("--judgments", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="CSV query,product_id,relevance (1..3); best on queries the --model did not train on. Without it and --products, the store's search logs.")
+@click.option("--model", type=click.Path(exists=True, file_okay=False, path_type=Path), help="The text encoder the fusion will serve with (as for `search run`); default the pretrained MiniLM.")
+@click.option("--fusion", type=click.Choice(FUSIONS), default="weighted", show_default=True, help="The fusion whose top is reordered.")
+@click.option("--keyword-weight", type=float, default=1.0, show_default=True)
+@click.option("--semantic-weight", type=float, default=0.5, show_default=True)
+@click.option("--epochs", type=click.IntRange(1), default=10, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Model folder: each run adds a version; `latest` points at the newest.")
+@click.option("--no-cache", is_flag=True, help="Do not keep or reuse built indexes in <home>/search/indexes.")
+@click.pass_obj
+def fit_fusion(obj: Settings, products: Path | None, judgments: Path | None, model: Path | None, fusion: str, keyword_weight: float,
+               semantic_weight: float, epochs: int, seed: int, out: Path, no_cache: bool) -> None:
+    """Learn a fusion of keyword and semantic search from relevance judgments: a linear model over
+    both retrievers' scores and ranks and the query's word coverage reorders the hybrid top
+    (`search run --fusion-model OUT`). Prints a JSON report."""
+    import json
+
+    from shelfwise.encoders import load_text_encoder
+    from shelfwise.search.learned_fusion import FEATURES, LearnedFusion, fit_learned_fusion
+
+    try:
+        items, judged, source = _training_data(obj, products, judgments)
+        encoder, encoder_id = load_text_encoder(model)
+        engine = _engine(obj, encoder, encoder_id, no_cache, fusion=fusion, weights=(keyword_weight, semantic_weight)).fit(items)
+        learned = fit_learned_fusion(engine.hybrid, judged, LearnedFusion(epochs=epochs, seed=seed))
+    except (FileNotFoundError, ValueError) as e:
+        raise click.ClickException(str(e)) from e
+    weights = dict(zip(FEATURES, learned.weights.tolist()))
+    path = learned.save(out, {"judgments": str(source), "encoder": encoder_id, "fusion": fusion,
+                              "weights": [keyword_weight, semantic_weight], "feature_weights": weights})
+    click.echo(json.dumps({"artifact": str(path), **learned.report, "feature_weights": weights}, indent=2))
+
+
 @search.command("export-onnx")
 @click.option("--model", type=click.Path(exists=True, file_okay=False, path_type=Path), help="Fine-tuned encoder or cross-encoder reranker (a `search finetune [--target cross-encoder] --out` folder); default the pretrained MiniLM.")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Folder for model.onnx, the tokenizer and onnx_encoder.json; serve it with `search run --model` (an encoder) or `--reranker` (a cross-encoder).")
@@ -249,6 +279,13 @@ def _training_data(obj: Settings, products: Path | None, judgments: Path | None)
         raise ValueError(f"the store in {obj.home} has {len(catalogue)} items and {len(judged)} search judgments in its logs; "
                          "ingest the catalogue and events with searches (or pass --products and --judgments)")
     return catalogue[[c for c in ITEM_COLUMNS if c in catalogue.columns]], judged, "the store's search logs"
+
+
+def _engine(obj: Settings, encoder, encoder_id: str, no_cache: bool, **options):
+    from shelfwise.search.engine import SearchEngine
+
+    return SearchEngine(encoder, encoder_id=encoder_id, cache_dir=None if no_cache else obj.home / "search" / "indexes",
+                        progress=not obj.quiet, **options)
 
 
 def _load_reranker(path: Path, top_n: int, first_stage_weight: float):

@@ -4,13 +4,16 @@ Two fusions, chosen by name from :data:`FUSIONS`:
 
 * ``rrf`` (reciprocal-rank fusion): score = sum_i w_i / (k + rank_i). Uses ranks only, so the two
   retrievers' incomparable score scales do not matter; the usual default.
-* ``weighted``: score = sum_i w_i * normalised_score_i, each list's scores min-max scaled to [0, 1]
-  (missing = 0). Uses how much better one hit is than the next, at the price of tuning weights.
+* ``weighted`` (the default, 1 : 0.5): score = sum_i w_i * normalised_score_i, each list's scores
+  min-max scaled to [0, 1] (missing = 0). Uses how much better one hit is than the next, at the
+  price of tuning weights.
+
+A learned fusion (``learned_fusion.py``) can then reorder the fused top from richer evidence.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 from shelfwise.search.keyword import Filters, Hit, KeywordIndex, SearchPage
 from shelfwise.search.semantic import SemanticSearch
@@ -47,45 +50,77 @@ FUSIONS: dict[str, Callable[..., list[Hit]]] = {
 
 class HybridSearch:
     """Keyword + semantic, fused. ``weights`` are (keyword, semantic); ``candidates`` is how deep each
-    retriever is read before fusing."""
+    retriever is read before fusing. The semantic side reads the query with the keyword index's
+    spelling corrections. With ``learned`` (a :class:`~shelfwise.search.learned_fusion.LearnedFusion`;
+    it needs ``texts``, item id -> the item's text), the fused top is reordered by it."""
 
     def __init__(
         self,
         keyword: KeywordIndex,
         semantic: SemanticSearch,
-        fusion: str = "rrf",
-        weights: tuple[float, float] = (1.0, 1.0),
+        fusion: str = "weighted",
+        weights: tuple[float, float] = (1.0, 0.5),
         rrf_k: float = 60.0,
         candidates: int = 100,
+        learned=None,
+        texts: Mapping[str, str] | None = None,
     ):
         if fusion not in FUSIONS:
             raise ValueError(f"unknown fusion {fusion!r}; expected one of {sorted(FUSIONS)}")
+        if learned is not None and texts is None:
+            raise ValueError("a learned fusion reads the items' text: pass texts (item id -> text)")
         self.keyword = keyword
         self.semantic = semantic
         self.fusion = fusion
         self.weights = tuple(weights)
         self.rrf_k = rrf_k
         self.candidates = candidates
+        self.learned = learned
+        self.texts = texts
+        self._item_tokens: dict[str, list[str]] = {}
 
-    def fuse(self, keyword_hits: Sequence[Hit], semantic_hits: Sequence[Hit]) -> list[Hit]:
-        return FUSIONS[self.fusion]([keyword_hits, semantic_hits], self.weights, k=self.rrf_k)
+    def semantic_text(self, text: str) -> str:
+        return self.keyword.corrected(text) if self.keyword.correct_spelling else text
+
+    def query_tokens(self, text: str) -> list[str]:
+        return self.keyword.analyze(self.semantic_text(text))
+
+    def item_tokens(self, item_id: str) -> list[str]:
+        tokens = self._item_tokens.get(item_id)
+        if tokens is None:
+            tokens = self._item_tokens[item_id] = self.keyword.analyze((self.texts or {}).get(item_id, ""))
+        return tokens
+
+    def fuse(self, keyword_hits: Sequence[Hit], semantic_hits: Sequence[Hit], query: str | None = None) -> list[Hit]:
+        """The fused ranking; with a learned fusion and the ``query``, its top reordered by the learned model."""
+        fused = FUSIONS[self.fusion]([keyword_hits, semantic_hits], self.weights, k=self.rrf_k)
+        if self.learned is None or query is None:
+            return fused
+        from shelfwise.search.learned_fusion import candidate_features
+
+        head = [h.item_id for h in fused[: self.learned.depth]]
+        features = candidate_features(self.query_tokens(query), keyword_hits, semantic_hits, head, self.item_tokens)
+        return self.learned.rerank(fused, features)
 
     def search(self, text: str, top: int = 10, offset: int = 0, filters: Filters | None = None) -> SearchPage:
         depth = max(self.candidates, top + offset)
         keyword_page = self.keyword.search(text, top=depth, filters=filters)
-        semantic_hits = self.semantic.search(text, top=depth).hits
+        semantic_hits = self.semantic.search(self.semantic_text(text), top=depth).hits
         if filters is not None:
             allowed = self.keyword.matching([h.item_id for h in semantic_hits], filters)
             semantic_hits = [h for h in semantic_hits if h.item_id in allowed]
-        fused = self.fuse(keyword_page.hits, semantic_hits)
+        fused = self.fuse(keyword_page.hits, semantic_hits, text)
         return SearchPage(hits=fused[offset : offset + top], total=len(fused))
 
+    def retrieve_many(self, texts: Sequence[str], depth: int) -> list[tuple[list[Hit], list[Hit]]]:
+        """(keyword hits, semantic hits) per query, ``depth`` of each (one encoder pass for all)."""
+        semantic_pages = self.semantic.search_many([self.semantic_text(t) for t in texts], top=depth)
+        return [(self.keyword.search(text, top=depth).hits, page.hits) for text, page in zip(texts, semantic_pages)]
+
     def search_many(self, texts: Sequence[str], top: int = 10) -> list[SearchPage]:
-        """Batch queries (one encoder pass for all), no filters: for offline runs and evaluation."""
-        depth = max(self.candidates, top)
-        semantic_pages = self.semantic.search_many(texts, top=depth)
+        """Batch queries, no filters: for offline runs and evaluation."""
         out = []
-        for text, semantic_page in zip(texts, semantic_pages):
-            fused = self.fuse(self.keyword.search(text, top=depth).hits, semantic_page.hits)
+        for text, (keyword_hits, semantic_hits) in zip(texts, self.retrieve_many(texts, max(self.candidates, top))):
+            fused = self.fuse(keyword_hits, semantic_hits, text)
             out.append(SearchPage(hits=fused[:top], total=len(fused)))
         return out
