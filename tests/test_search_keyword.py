@@ -131,6 +131,7 @@ UNIT_ITEMS = pd.DataFrame(
 
 def test_units_written_any_way_meet():
     assert normalise_units("2x4 10ft 1/2\" 5 gallons") == "2 x 4 10 ft  1/2 in  5 gal "
+    assert normalise_units("8' rail, 1990's style") == "8 ft  rail, 1990's style"
     index = KeywordIndex(correct_spelling=False, prefix_weight=0).fit(UNIT_ITEMS)
     assert index.search("2x4x8").item_ids[0] == "u1"
     assert index.search("10ft hose").item_ids[0] == "u2"

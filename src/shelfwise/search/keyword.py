@@ -4,10 +4,10 @@ Title, description, brand and category are analysed (units written one way, lowe
 English-stemmed) and searched together with a boost per field. Each query word matches exactly
 (BM25), within one edit (typo tolerance: a small constant bonus, so exact matches still rank first)
 and, for the last word, as a prefix (autocomplete while typing); neighbouring query words found
-side by side in a title earn a bonus. A query word the catalogue never
-uses also searches as its spelling correction ("elrctric" -> "electric", "deckboard" -> "deck
-board"), from a vocabulary of the indexed text that grows with the catalogue. Filters, facet counts,
-sorting and pagination are done by tantivy itself, so they stay fast on the whole catalogue.
+side by side in a title earn a bonus. A query word the catalogue never uses also searches as its
+spelling correction ("elrctric" -> "electric", "deckboard" -> "deck board"), from a vocabulary of
+the indexed text that grows with the catalogue. Filters, facet counts, sorting and pagination are
+done by tantivy itself, so they stay fast on the whole catalogue.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ VOCABULARY_FILE = "shelfwise_vocabulary.json"
 # "1/2 inch" meets "1/2 in." and "2x4" meets "2 in. x 4 in.". Applied to items and queries alike.
 UNIT_SPELLINGS = [
     (r"in\.|inches|inch|in\b|\"", "in"),
-    (r"ft\.|feet|foot|ft\b|'", "ft"),
+    (r"ft\.|feet|foot|ft\b|'(?![a-z])", "ft"),  # not the 's of "1990's"
     (r"sq\.?\s*ft\.?|square\s*(?:feet|foot)", "sqft"),
     (r"cu\.?\s*ft\.?|cubic\s*(?:feet|foot)", "cuft"),
     (r"gal\.|gallons|gallon|gal\b", "gal"),
