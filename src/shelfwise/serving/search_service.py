@@ -33,7 +33,7 @@ from shelfwise.datasets.store_data import ITEM_EVENTS
 from shelfwise.search.engine import ITEM_COLUMNS, SearchEngine
 from shelfwise.search.keyword import Filters, Hit, SearchPage, price_band
 from shelfwise.search.semantic import item_texts, single_threaded
-from shelfwise.search.suggest import QuerySuggester, SpellingCorrector, normalise
+from shelfwise.search.suggest import QuerySuggester, normalise
 from shelfwise.serving.encoder import serving_text_encoder
 from shelfwise.serving.recommend import LRU
 from shelfwise.store import Store, items as items_table
@@ -237,8 +237,9 @@ class SearchService:
 
     def _fit_suggestions(self) -> None:
         cards = list(self.cards.values())
-        words = [c.title for c in cards] + [c.brand for c in cards if c.brand] + [c.category for c in cards if c.category]
-        corrector = SpellingCorrector().fit(words)
+        # Spelling is the keyword index's own vocabulary (every word it indexed, grown by upsert):
+        # queries are corrected with the words the index searches them with.
+        corrector = self.keyword.spelling
         # Past queries with a word the corrector would change are typos ("cordess drill"): they
         # are not offered back to shoppers. Few distinct words, so each is corrected once.
         fixed: dict[str, str] = {}
@@ -246,7 +247,7 @@ class SearchService:
             fixed[word] = corrector.correct_word(word)
         spelled = [q for q in self._past_queries if all(fixed[w] == w for w in normalise(q).split())]
         suggester = QuerySuggester(corrector=corrector).fit([c.title for c in cards], spelled)
-        self.corrector, self.suggester = corrector, suggester  # swapped whole: requests see one pair
+        self.suggester = suggester
 
     def start(self) -> None:
         """Run the queued builds (and later updates) in a background thread."""
@@ -414,7 +415,7 @@ class SearchService:
     def _retrieve_spelled(self, request: SearchRequest, mode: str, personal: bool) -> tuple[_Retrieved, str | None]:
         # A word the shop never uses is searched as its correction, and the answer says so: on Home
         # Depot's real queries this beat searching the typo (docs/search.md, "Spelling and units").
-        fixed = self.corrector.correct(request.q)
+        fixed = self.keyword.spelling.correct(request.q)
         corrected = fixed if fixed and fixed != normalise(request.q) else None
         return self._retrieve(corrected or request.q, mode, self.filters(request), request, personal), corrected
 
@@ -444,7 +445,7 @@ class SearchService:
     def _query_words(self, text: str) -> list[tuple[str, list[list[str]]]]:
         """Each query word with the index tokens it matches through: its own, or its correction's
         (the keyword index forgives one typo, so "cordles" finds "cordless")."""
-        return [(w, [tokens for form in {w, self.corrector.correct_word(w)} if (tokens := self.keyword.analyze(form))])
+        return [(w, [tokens for form in {w, self.keyword.spelling.correct_word(w)} if (tokens := self.keyword.analyze(form))])
                 for w in dict.fromkeys(normalise(text).split())]
 
     def _query_vector(self, text: str) -> np.ndarray:
@@ -549,7 +550,7 @@ class SearchService:
             return [SearchPage(hits=[], total=outcomes[-1].total)]
 
         recognizer, biasing = self.recognizer()
-        heard = VoiceSearch(run, recognizer, self.corrector, biasing).search(samples, top=request.per_page)
+        heard = VoiceSearch(run, recognizer, self.keyword.spelling, biasing).search(samples, top=request.per_page)
         spoken = query_text(heard.transcript.text)
         if not outcomes:  # nothing was said
             return heard.transcript.text, SearchOutcome(spoken, None, [], {name: {} for name in FACETS}, 0, request.page,
