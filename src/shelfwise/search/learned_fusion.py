@@ -167,11 +167,10 @@ def fit_learned_fusion(hybrid, judgments, fusion: LearnedFusion | None = None) -
     queries; ``judgments`` has columns query, item_id, relevance (1..3: gain = relevance - 1, unjudged 0)."""
     if hybrid.texts is None:
         raise ValueError("the hybrid search has no item texts (HybridSearch(..., texts=...)): the fusion's word features need them")
+    from shelfwise.tuning.judgments import query_gains
+
     fusion = fusion or LearnedFusion()
-    gains: dict[str, dict[str, float]] = {}
-    for query, item_id, relevance in judgments[["query", "item_id", "relevance"]].itertuples(index=False):
-        known = gains.setdefault(query, {})
-        known[str(item_id)] = max(known.get(str(item_id), 0.0), float(relevance) - 1.0)
+    gains = query_gains(judgments)
     queries = list(gains)
     lists = []
     for query, (keyword_hits, semantic_hits) in zip(queries, hybrid.retrieve_many(queries, max(hybrid.candidates, fusion.depth))):

@@ -28,6 +28,7 @@ import torch
 from shelfwise.encoders.text import BASE_MODEL_NAME
 from shelfwise.search.rerank import Reranker
 from shelfwise.search.semantic import item_texts
+from shelfwise.tuning.judgments import query_gains
 from shelfwise.tuning.methods import get_method, method_config
 from shelfwise.tuning.steps import train_steps
 from shelfwise.tuning.validation import ndcg_at_k
@@ -82,10 +83,7 @@ def build_lists(
 ) -> list[QueryList]:
     """One list per query with at least one judged item of gain > 0 (a list with nothing to push up
     teaches nothing): its judged items and up to ``negatives_per_query`` unjudged retrieved items."""
-    judged: dict[str, dict[str, float]] = {}
-    for q, i, r in judgments[["query", "item_id", "relevance"]].itertuples(index=False):
-        if i in texts:
-            judged.setdefault(q, {})[i] = max(judged.get(q, {}).get(i, 0.0), float(r) - 1.0)
+    judged = query_gains(judgments[judgments["item_id"].isin(texts.keys())])
     lists = []
     for query, gains in judged.items():
         positives = [(texts[i], g) for i, g in gains.items() if g > 0]
@@ -136,9 +134,7 @@ class CrossEncoderTuner:
         valid_queries = list(dict.fromkeys(valid_judgments["query"]))
         if len(valid_queries) > cfg.valid_queries:
             valid_queries = [valid_queries[i] for i in sorted(rng.choice(len(valid_queries), cfg.valid_queries, replace=False))]
-        gains: dict[str, dict[str, float]] = {}
-        for q, i, r in valid_judgments[["query", "item_id", "relevance"]].itertuples(index=False):
-            gains.setdefault(q, {})[i] = max(gains.get(q, {}).get(i, 0.0), r - 1.0)
+        gains = query_gains(valid_judgments)
         valid = []
         for query, ranked in zip(valid_queries, bm25(valid_queries, cfg.rerank_depth)):
             if ranked:

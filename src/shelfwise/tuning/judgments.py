@@ -31,6 +31,16 @@ def read_judgments(path: Path | str) -> pd.DataFrame:
     return frame[frame["query"] != ""][["query", "item_id", "relevance"]].reset_index(drop=True)
 
 
+def query_gains(judgments: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """query -> {item id: gain}, gain = relevance - 1 (Home Depot's 1..3 becomes 0..2; the scorer's
+    definition), the highest where an item is judged twice for a query."""
+    gains: dict[str, dict[str, float]] = {}
+    for query, item_id, relevance in judgments[["query", "item_id", "relevance"]].itertuples(index=False):
+        known = gains.setdefault(query, {})
+        known[str(item_id)] = max(known.get(str(item_id), 0.0), float(relevance) - 1.0)
+    return gains
+
+
 # The shop's logs on the judgments' scale: an item shown after a search and skipped is
 # irrelevant (1); one the shopper viewed or clicked is relevant (2.5, a positive for the
 # bi-encoder's default threshold of 2.33); a cart and a purchase say more (2.75, 3).

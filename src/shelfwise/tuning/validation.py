@@ -14,6 +14,8 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 
+from shelfwise.tuning.judgments import query_gains
+
 
 def ndcg_at_k(ranked: Sequence[str], gains: dict[str, float], k: int = 10) -> float:
     dcg = sum(gains.get(item, 0.0) / np.log2(i + 2) for i, item in enumerate(ranked[:k]))
@@ -46,9 +48,7 @@ class ValidationPool:
             rng = np.random.default_rng(seed)
             queries = [queries[i] for i in sorted(rng.choice(len(queries), max_queries, replace=False))]
         chosen = judgments[judgments["query"].isin(set(queries))]
-        gains: dict[str, dict[str, float]] = {}
-        for query, item_id, relevance in chosen[["query", "item_id", "relevance"]].itertuples(index=False):
-            gains.setdefault(query, {})[item_id] = max(gains.get(query, {}).get(item_id, 0.0), relevance - 1.0)
+        gains = query_gains(chosen)
         pool = list(dict.fromkeys(chosen["item_id"].tolist() + [i for ranked in retrieve(queries, pool_depth) for i in ranked]))
         known = items.assign(item_id=items["item_id"].astype(str)).set_index("item_id")
         pool = [i for i in pool if i in known.index]
