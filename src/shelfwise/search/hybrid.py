@@ -79,11 +79,8 @@ class HybridSearch:
         self.texts = texts
         self._item_tokens: dict[str, list[str]] = {}
 
-    def semantic_text(self, text: str) -> str:
-        return self.keyword.corrected(text) if self.keyword.correct_spelling else text
-
     def query_tokens(self, text: str) -> list[str]:
-        return self.keyword.analyze(self.semantic_text(text))
+        return self.keyword.analyze(self.keyword.corrected(text))
 
     def item_tokens(self, item_id: str) -> list[str]:
         tokens = self._item_tokens.get(item_id)
@@ -105,7 +102,7 @@ class HybridSearch:
     def search(self, text: str, top: int = 10, offset: int = 0, filters: Filters | None = None) -> SearchPage:
         depth = max(self.candidates, top + offset)
         keyword_page = self.keyword.search(text, top=depth, filters=filters)
-        semantic_hits = self.semantic.search(self.semantic_text(text), top=depth).hits
+        semantic_hits = self.semantic.search(self.keyword.corrected(text), top=depth).hits
         if filters is not None:
             allowed = self.keyword.matching([h.item_id for h in semantic_hits], filters)
             semantic_hits = [h for h in semantic_hits if h.item_id in allowed]
@@ -114,7 +111,7 @@ class HybridSearch:
 
     def retrieve_many(self, texts: Sequence[str], depth: int) -> list[tuple[list[Hit], list[Hit]]]:
         """(keyword hits, semantic hits) per query, ``depth`` of each (one encoder pass for all)."""
-        semantic_pages = self.semantic.search_many([self.semantic_text(t) for t in texts], top=depth)
+        semantic_pages = self.semantic.search_many([self.keyword.corrected(t) for t in texts], top=depth)
         return [(self.keyword.search(text, top=depth).hits, page.hits) for text, page in zip(texts, semantic_pages)]
 
     def search_many(self, texts: Sequence[str], top: int = 10) -> list[SearchPage]:

@@ -339,8 +339,9 @@ class KeywordIndex:
         return self._analyzer.analyze(normalise_units(text))
 
     def corrected(self, text: str) -> str:
-        """``text`` with each word the catalogue never uses replaced by its spelling correction."""
-        return self.spelling.correct(text)
+        """``text`` with each word the catalogue never uses replaced by its spelling correction
+        (``text`` itself when ``correct_spelling`` is off)."""
+        return self.spelling.correct(text) if self.correct_spelling else text
 
     def _text_query(self, text: str):
         import tantivy
@@ -350,7 +351,7 @@ class KeywordIndex:
             return None
         # Corrections are searched beside the words as typed: an unknown word matches nothing
         # exactly, so the correction decides, while a word the shop does use is never replaced.
-        spelled = self.analyze(self.corrected(text)) if self.correct_spelling else tokens
+        spelled = self.analyze(self.corrected(text))
         clauses = []
         for token in dict.fromkeys(tokens + spelled):
             for name, boost in self.field_boosts.items():
