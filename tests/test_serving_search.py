@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import time
 
+import numpy as np
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
@@ -204,7 +205,7 @@ def test_documented_in_openapi_and_readiness(shop):
         assert method in spec["paths"][path], path
     assert "multipart/form-data" in spec["paths"]["/search/image"]["post"]["requestBody"]["content"]
     assert set(spec["components"]["schemas"]["SearchResults"]["properties"]) == TOP_LEVEL
-    assert client.get("/readyz").json()["search"] == {"items": 30, "keyword": "ready", "semantic": "off", "photos": "no model"}
+    assert client.get("/readyz").json()["search"] == {"items": 30, "keyword": "ready", "semantic": "off", "photos": "no model", "fusion": "weighted"}
 
 
 @pytest.mark.slow
@@ -229,10 +230,7 @@ def test_semantic_index_builds_in_the_background_and_is_cached(tmp_path):
     app = create_app(settings, store, search_semantic=True)
     with TestClient(app) as client:  # the lifespan starts the background build
         client.headers.update(key(store, "read"))
-        deadline = time.time() + 300
-        while (state := client.get("/readyz").json()["search"]["semantic"]) != "ready":
-            assert not state.startswith("failed") and time.time() < deadline, state
-            time.sleep(0.2)
+        wait_until_ready(client)
         hybrid = search(client, q="steel pan", per_page=5)
         assert hybrid["mode"] == "hybrid" and hybrid["results"][0]["category"] == "Kitchen > Pans"
         assert "semantic" in hybrid["results"][0]["explanation"]["retrievers"]
@@ -246,9 +244,50 @@ def test_semantic_index_builds_in_the_background_and_is_cached(tmp_path):
     again = create_app(settings, store, search_semantic=True)
     started = time.perf_counter()
     with TestClient(again) as client:
-        while client.get("/readyz").json()["search"]["semantic"] != "ready":
-            time.sleep(0.05)
+        wait_until_ready(client)
     assert time.perf_counter() - started < 30
+    store.close()
+
+
+def wait_until_ready(client) -> dict:
+    deadline = time.time() + 300
+    while (state := client.get("/readyz").json()["search"])["semantic"] != "ready":
+        assert not state["semantic"].startswith("failed") and time.time() < deadline, state
+        time.sleep(0.05)
+    return state
+
+
+@pytest.mark.slow
+def test_a_learned_fusion_in_the_home_reorders_hybrid_search(tmp_path, monkeypatch):
+    """`search fit-fusion` writes <home>/artifacts/search-fusion; the API loads it with the semantic
+    index and reorders the hybrid top by it. Here a fusion that prefers long item texts, which
+    puts the knife sets (the longest titles) above the pans for "steel pan"."""
+    from shelfwise.search.learned_fusion import FEATURES, LearnedFusion
+
+    monkeypatch.setenv("SHELFWISE_TEXT_ENCODER", "torch")  # no ONNX export for this home: the fusion is under test
+    settings = make_settings(tmp_path)
+    store = Store.open(settings)
+    fill_search_shop(store)
+    fusion = LearnedFusion()
+    fusion.weights = np.eye(len(FEATURES), dtype=np.float32)[FEATURES.index("text_length")]
+    fusion.save(settings.artifacts / "search-fusion")
+    with TestClient(create_app(settings, store, search_semantic=True)) as client:
+        client.headers.update(key(store, "read"))
+        assert wait_until_ready(client)["fusion"].startswith("learned")
+        assert [r["category"] for r in search(client, q="steel pan", per_page=10)["results"]] == ["Kitchen > Knives"] * 10
+        assert search(client, q="steel pan", mode="keyword")["results"][0]["category"] == "Kitchen > Pans"  # keyword mode: unchanged
+        # An item added while serving is read by the fusion at once (here: the longest text of all).
+        long = {"item_id": "I98", "title": "Ferro Steel Frying Pan with Glass Lid and Long Stay Cool Handle", "category": "Kitchen > Pans",
+                "brand": "Ferro", "price": 30.0, "in_stock": True}
+        assert client.post("/admin/ingest", json={"items": [long]}, headers=key(store, "admin")).status_code == 200
+        assert search(client, q="steel pan")["results"][0]["id"] == "I98"
+    # A broken fusion file is reported and left out: hybrid search fuses by weights, as without one.
+    latest = settings.artifacts / "search-fusion" / (settings.artifacts / "search-fusion" / "latest").read_text().strip()
+    (latest / "model.safetensors").write_bytes(b"not tensors")
+    with TestClient(create_app(settings, store, search_semantic=True)) as client:
+        client.headers.update(key(store, "read"))
+        assert wait_until_ready(client)["fusion"].startswith("failed")
+        assert search(client, q="steel pan")["results"][0]["category"] == "Kitchen > Pans"
     store.close()
 
 

@@ -179,18 +179,18 @@ def suggest(obj: Settings, products: Path, past_queries: Path | None, top: int, 
 @click.option("--semantic-weight", type=float, default=0.5, show_default=True)
 @click.option("--epochs", type=click.IntRange(1), default=10, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Model folder: each run adds a version; `latest` points at the newest.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Model folder: each run adds a version; `latest` points at the newest. Default <home>/artifacts/search-fusion, where the API finds it.")
 @click.option("--no-cache", is_flag=True, help="Do not keep or reuse built indexes in <home>/search/indexes.")
 @click.pass_obj
 def fit_fusion(obj: Settings, products: Path | None, judgments: Path | None, model: Path | None, fusion: str, keyword_weight: float,
-               semantic_weight: float, epochs: int, seed: int, out: Path, no_cache: bool) -> None:
+               semantic_weight: float, epochs: int, seed: int, out: Path | None, no_cache: bool) -> None:
     """Learn a fusion of keyword and semantic search from relevance judgments: a linear model over
     both retrievers' scores and ranks and the query's word coverage reorders the hybrid top
     (`search run --fusion-model OUT`). Prints a JSON report."""
     import json
 
     from shelfwise.encoders import load_text_encoder
-    from shelfwise.search.learned_fusion import FEATURES, LearnedFusion, fit_learned_fusion
+    from shelfwise.search.learned_fusion import ARTIFACT_NAME, FEATURES, LearnedFusion, fit_learned_fusion
 
     try:
         items, judged, source = _training_data(obj, products, judgments)
@@ -200,7 +200,7 @@ def fit_fusion(obj: Settings, products: Path | None, judgments: Path | None, mod
     except (FileNotFoundError, ValueError) as e:
         raise click.ClickException(str(e)) from e
     weights = dict(zip(FEATURES, learned.weights.tolist()))
-    path = learned.save(out, {"judgments": str(source), "encoder": encoder_id, "fusion": fusion,
+    path = learned.save(out or obj.artifacts / ARTIFACT_NAME, {"judgments": str(source), "encoder": encoder_id, "fusion": fusion,
                               "weights": [keyword_weight, semantic_weight], "feature_weights": weights})
     click.echo(json.dumps({"artifact": str(path), **learned.report, "feature_weights": weights}, indent=2))
 

@@ -128,6 +128,14 @@ class SearchEngine:
             self._texts = dict(zip(self._items["item_id"].astype(str), item_texts(self._items)))
         return self._texts
 
+    def update_texts(self, items: pd.DataFrame) -> None:
+        """Take the text of items added or changed since ``fit`` (a server adds them as they come):
+        the learned fusion and the reranker read it. The indexes are updated by their own ``add``."""
+        changed = dict(zip(items["item_id"].astype(str), item_texts(items)))
+        self.texts.update(changed)
+        if self._hybrid is not None:
+            self._hybrid.forget_tokens(changed)
+
     def _require_fit(self) -> None:
         if self._items is None:
             raise RuntimeError("fit(items) first")

@@ -88,6 +88,11 @@ class HybridSearch:
             tokens = self._item_tokens[item_id] = self.keyword.analyze((self.texts or {}).get(item_id, ""))
         return tokens
 
+    def forget_tokens(self, item_ids) -> None:
+        """Drop the cached tokens of items whose text changed."""
+        for item_id in item_ids:
+            self._item_tokens.pop(item_id, None)
+
     def fuse(self, keyword_hits: Sequence[Hit], semantic_hits: Sequence[Hit], query: str | None = None) -> list[Hit]:
         """The fused ranking; with a learned fusion and the ``query``, its top reordered by the learned model."""
         fused = FUSIONS[self.fusion]([keyword_hits, semantic_hits], self.weights, k=self.rrf_k)

@@ -37,6 +37,7 @@ FEATURES = (
 )
 # (Nothing about the query alone: it would add the same to every candidate of a list and change no order.)
 KIND = "learned-fusion"
+ARTIFACT_NAME = "search-fusion"  # <home>/artifacts/search-fusion: where `search fit-fusion` writes and the API looks
 
 
 def candidate_features(

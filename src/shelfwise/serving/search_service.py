@@ -32,6 +32,7 @@ from shelfwise.config import Settings
 from shelfwise.datasets.store_data import ITEM_EVENTS
 from shelfwise.search.engine import ITEM_COLUMNS, SearchEngine
 from shelfwise.search.keyword import Filters, Hit, SearchPage, price_band
+from shelfwise.search.learned_fusion import ARTIFACT_NAME as FUSION_MODEL_NAME, LearnedFusion
 from shelfwise.search.semantic import item_texts, single_threaded
 from shelfwise.search.suggest import QuerySuggester, normalise
 from shelfwise.serving.encoder import serving_text_encoder
@@ -63,13 +64,17 @@ def semantic_enabled(flag: bool | None) -> bool:
     return flag if flag is not None else os.environ.get(SEMANTIC_ENV, "1") != "0"
 
 
-def photo_model_path(settings: Settings) -> Path | None:
-    """The multimodal model under the home's artifacts, if one was trained."""
-    root = settings.artifacts / PHOTO_MODEL_FOLDER
+def model_path(settings: Settings, name: str) -> Path | None:
+    """The model named ``name`` under the home's artifacts (its root or a ``model`` folder in it), if one was trained."""
+    root = settings.artifacts / name
     for folder in (root, root / "model"):
         if (folder / "latest").is_file() or (folder / "config.json").is_file():
             return folder
     return None
+
+
+def photo_model_path(settings: Settings) -> Path | None:
+    return model_path(settings, PHOTO_MODEL_FOLDER)
 
 
 def how_to_train_photos(settings: Settings) -> str:
@@ -193,7 +198,8 @@ class SearchService:
         self.query_vectors = LRU(QUERY_VECTOR_CACHE)
         self._clear_caches()
         self.state = {"semantic": "waiting" if self.semantic_wanted else "off",
-                      "photos": "waiting" if photo_model_path(settings) else "no model"}
+                      "photos": "waiting" if photo_model_path(settings) else "no model",
+                      "fusion": "waiting" if self.semantic_wanted and model_path(settings, FUSION_MODEL_NAME) else "weighted"}
 
         self._popularity = self._read_popularity()
         frame = self._catalogue_frame()
@@ -275,6 +281,7 @@ class SearchService:
 
     def _build_semantic(self) -> None:
         self.state["semantic"] = "building"
+        self._load_fusion()
         self.engine.use_encoder(*self.encoder_factory(self.settings))
         with cache_lock(self.engine.cache_dir), single_threaded():
             semantic = self.engine.semantic  # loaded from the cache, or built and cached
@@ -282,6 +289,19 @@ class SearchService:
         self.state["semantic"] = "ready"
         self._report_sizes()
         self._jobs.put(self._warm_query_vectors)
+
+    def _load_fusion(self) -> None:
+        """The learned fusion in the home, if one was fitted: it reorders the hybrid top. A bad one is
+        reported and left out; hybrid search then fuses by weights alone."""
+        folder = model_path(self.settings, FUSION_MODEL_NAME)
+        if folder is None:
+            return
+        try:
+            self.engine.learned_fusion = LearnedFusion.load(folder)
+            self.state["fusion"] = f"learned ({folder})"
+        except Exception as e:  # whatever is wrong with the file, search keeps working
+            log.exception("learned fusion not loaded")
+            self.state["fusion"] = f"failed: {type(e).__name__}: {e}; fusing by weights"
 
     def _warm_query_vectors(self) -> None:
         """Encode the shop's past queries ahead of time, most frequent last (= most recently used):
@@ -326,6 +346,7 @@ class SearchService:
         cards = item_cards(frame, self._popularity, self.keyword.analyze)
         with self._lock:
             self.keyword.add(frame)
+            self.engine.update_texts(frame)
             self._set_cards({**self.cards, **cards})
             self._clear_caches()
         self._jobs.put(lambda: self._update_vectors(frame))
@@ -437,7 +458,7 @@ class SearchService:
                 semantic_hits = [h for h in semantic_hits if h.item_id in allowed]
         keyword_ids = {h.item_id for h in keyword_hits}
         semantic_ids = {h.item_id for h in semantic_hits}
-        hits = self.engine.hybrid.fuse(keyword_hits, semantic_hits) if mode == "hybrid" else semantic_hits
+        hits = self.engine.hybrid.fuse(keyword_hits, semantic_hits, text) if mode == "hybrid" else semantic_hits
         retrievers = {h.item_id: tuple(name for name, ids in (("keyword", keyword_ids), ("semantic", semantic_ids)) if h.item_id in ids)
                       for h in hits}
         return _Retrieved(hits, len(hits), retrievers=retrievers, words=self._query_words(text))
