@@ -46,15 +46,13 @@ def main() -> None:
     from shelfwise.encoders import load_text_encoder
     from shelfwise.search.engine import SearchEngine, read_products
     from shelfwise.search.hybrid import FUSIONS
-    from shelfwise.tuning.judgments import HOMEDEPOT_SPLIT, read_judgments, split_by_query
+    from shelfwise.tuning.judgments import HOMEDEPOT_SPLIT, query_gains, read_judgments, split_by_query
     from shelfwise.tuning.validation import ndcg_at_k
 
     print("machine:", machine())
     print("command:", " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv]))
     judgments = split_by_query(read_judgments(DATA / "judgments_dev.csv"), HOMEDEPOT_SPLIT)[args.split]
-    gains: dict[str, dict[str, float]] = {}
-    for q, i, r in judgments.itertuples(index=False):
-        gains.setdefault(q, {})[i] = max(gains.get(q, {}).get(i, 0.0), r - 1)
+    gains = query_gains(judgments)
     queries = list(gains)
     print(f"data: {args.split} queries of judgments_dev.csv: {len(queries)}")
     encoder, encoder_id = load_text_encoder(args.model)

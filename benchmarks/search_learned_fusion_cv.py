@@ -32,6 +32,7 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     sys.path.insert(0, str(REPO / "benchmarks"))
     from common import header
+    from search_fusion_sweep import recall_at_100
 
     from shelfwise.config import settings
     from shelfwise.encoders import load_text_encoder
@@ -55,10 +56,6 @@ def main() -> None:
             features = candidate_features(hybrid.query_tokens(query), keyword, semantic, head, hybrid.item_tokens)
             out.append((gains[query], keyword, semantic, head, features))
         return out
-
-    def recall(ranked, gains):
-        good = {i for i, g in gains.items() if g >= 1.5}
-        return len(good & set(ranked[:100])) / len(good) if good else None
 
     def learned_order(fusion, row):
         _, _, _, head, features = row
@@ -86,7 +83,7 @@ def main() -> None:
     print("\nvalid Recall@100 | weighted top 100 | union of both lists (mean size)")
     for depth in (100, 200, 300):
         rows = candidates("valid", depth) if depth > 100 else valid
-        top = [recall(r[3], r[0]) for r in rows]
+        top = [recall_at_100(r[3], r[0]) for r in rows]
         size = np.mean([len({h.item_id for h in r[1]} | {h.item_id for h in r[2]}) for r in rows])
         union_all = [len({i for i, g in r[0].items() if g >= 1.5} & ({h.item_id for h in r[1]} | {h.item_id for h in r[2]})) /
                      max(1, len({i for i, g in r[0].items() if g >= 1.5})) for r in rows if any(g >= 1.5 for g in r[0].values())]
