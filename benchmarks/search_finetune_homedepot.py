@@ -10,6 +10,7 @@ usage: python benchmarks/search_finetune_homedepot.py --method lora [--adversari
                                                       [--target bi-encoder] [--parts train] [--work /tmp/shelfwise-bench]
                                                       [--no-eval] [-- extra finetune args]
        python benchmarks/search_finetune_homedepot.py --target fusion --parts valid --work /tmp/hd -- --model ENCODER_DIR
+       python benchmarks/search_finetune_homedepot.py --target synonyms --work /tmp/hd
 """
 
 from __future__ import annotations
@@ -34,8 +35,9 @@ def main() -> None:
     parser.add_argument("--method", default="lora")
     parser.add_argument("--adversarial", default="none")
     parser.add_argument("--max-steps", type=int, default=300)
-    parser.add_argument("--target", default="bi-encoder", choices=("bi-encoder", "cross-encoder", "fusion"),
-                        help="fusion: `search fit-fusion` (pass the encoder after --: -- --model DIR), usually on --parts valid")
+    parser.add_argument("--target", default="bi-encoder", choices=("bi-encoder", "cross-encoder", "fusion", "synonyms"),
+                        help="fusion: `search fit-fusion` (pass the encoder after --: -- --model DIR), usually on --parts valid; "
+                             "synonyms: `search fit-synonyms`")
     parser.add_argument("--parts", default="train", help="parts of the dev split to train on, comma-separated")
     parser.add_argument("--work", type=Path, default=Path("/tmp/shelfwise-bench"))
     parser.add_argument("--no-eval", action="store_true", help="train only")
@@ -63,9 +65,9 @@ def main() -> None:
     print(f"data: {DATA / 'products.csv'}; {'+'.join(names)} queries of judgments_dev.csv: {train['query'].nunique()} queries, {len(train)} judgments")
     print("command:", " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv]))
     kind = "ce-" if args.target == "cross-encoder" else ""
-    if args.target == "fusion":
-        out = args.work / "models" / f"fusion-{'+'.join(names)}"
-        cmd = [sys.executable, "-m", "shelfwise.commands.search", "fit-fusion", "--products", str(DATA / "products.csv"),
+    if args.target in ("fusion", "synonyms"):
+        out = args.work / "models" / f"{args.target}-{'+'.join(names)}"
+        cmd = [sys.executable, "-m", "shelfwise.commands.search", f"fit-{args.target}", "--products", str(DATA / "products.csv"),
                "--judgments", str(train_path), "--out", str(out), *args.extra]
     else:
         out = args.work / "models" / f"{kind}{args.method}-{args.adversarial}-{args.max_steps}"
@@ -80,7 +82,8 @@ def main() -> None:
     report = json.loads(result.stdout)
     print(f"  trained in {time.perf_counter() - started:.0f} s wall ({machine()})")
     print(json.dumps(report, indent=2), flush=True)
-    if not args.no_eval and args.target != "fusion":  # a fusion is scored with search_homedepot.py --run-args "--fusion-model ..."
+    # A fusion or synonyms are scored with search_homedepot.py --run-args "--fusion-model ..." / "--synonyms ...".
+    if not args.no_eval and args.target in ("bi-encoder", "cross-encoder"):
         trained = ["--reranker", str(out), "--modes", "hybrid-rerank"] if kind else ["--model", str(out), "--modes", args.modes]
         evaluate = [sys.executable, str(REPO / "benchmarks" / "search_homedepot.py"), *trained, "--work", str(args.work)]
         print("$", " ".join(shlex.quote(c) for c in evaluate), flush=True)

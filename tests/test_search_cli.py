@@ -166,3 +166,21 @@ def test_fit_fusion_then_run_with_it(files):
     assert [r[3] for r in rows(learned_out)] != [r[3] for r in rows(plain_out)]
     bad = CliRunner().invoke(search, ["run", *common, "--fusion-model", str(files), "--out", str(files / "o.tsv")], obj=Settings(home=files / "home", quiet=True))
     assert bad.exit_code != 0 and "no artifact" in bad.output
+
+
+def test_fit_synonyms_then_search_with_them(files):
+    # "water hose" and "spray nozzle" were judged; the titles say "garden hose" and "hose nozzle".
+    report = json.loads(_run(["fit-synonyms", "--products", str(files / "products.csv"), "--judgments", str(files / "judgments.csv"),
+                              "--min-pairs", "1"], files).stdout)
+    assert report["words"] > 0 and report["examples"]["water"] == [["garden", 1.0]]
+    out = files / "home" / "artifacts" / "search-synonyms"  # without --out: where the API looks for it
+    assert (out / "latest").is_file() and report["artifact"].startswith(str(out))
+    (files / "water.txt").write_text("water\n")
+    common = ["--products", str(files / "products.csv"), "--queries", str(files / "water.txt"), "--mode", "keyword"]
+    _run(["run", *common, "--out", str(files / "plain.tsv")], files)
+    _run(["run", *common, "--synonyms", str(out), "--out", str(files / "synonyms.tsv")], files)
+    rows = lambda path: list(csv.reader(path.open(), delimiter="\t"))[1:]  # noqa: E731
+    assert rows(files / "plain.tsv") == [] and [r[1] for r in rows(files / "synonyms.tsv")] == ["4"]
+    bad = CliRunner().invoke(search, ["run", *common, "--synonyms", str(files), "--out", str(files / "o.tsv")],
+                             obj=Settings(home=files / "home", quiet=True))
+    assert bad.exit_code != 0 and "no artifact" in bad.output

@@ -198,6 +198,24 @@ def test_ingested_items_are_searchable_at_once(shop):
     assert [r["in_stock"] for r in search(client, q="watering")["results"]] == [False]
 
 
+def test_learned_synonyms_in_the_home_are_searched(tmp_path):
+    """`search fit-synonyms` writes <home>/artifacts/search-synonyms; the API's keyword index searches them."""
+    from shelfwise.search import LearnedSynonyms
+
+    settings = make_settings(tmp_path)
+    store = Store.open(settings)
+    fill_search_shop(store)
+    synonyms = LearnedSynonyms()
+    synonyms.table = {"skillet": [("pan", 1.0)]}  # the shop's shoppers say "skillet", its titles "pan"
+    synonyms.save(settings.artifacts / "search-synonyms")
+    with TestClient(create_app(settings, store, search_semantic=False)) as client:
+        client.headers.update(key(store, "read"))
+        assert client.get("/readyz").json()["search"]["synonyms"].startswith("learned")
+        found = search(client, q="skillet", mode="keyword", per_page=30)["results"]
+        assert len(found) == 10 and {r["category"] for r in found} == {"Kitchen > Pans"}
+    store.close()
+
+
 def test_documented_in_openapi_and_readiness(shop):
     client, _, _ = shop
     spec = client.get("/openapi.json").json()
@@ -205,7 +223,8 @@ def test_documented_in_openapi_and_readiness(shop):
         assert method in spec["paths"][path], path
     assert "multipart/form-data" in spec["paths"]["/search/image"]["post"]["requestBody"]["content"]
     assert set(spec["components"]["schemas"]["SearchResults"]["properties"]) == TOP_LEVEL
-    assert client.get("/readyz").json()["search"] == {"items": 30, "keyword": "ready", "semantic": "off", "photos": "no model", "fusion": "weighted"}
+    assert client.get("/readyz").json()["search"] == {"items": 30, "keyword": "ready", "semantic": "off", "photos": "no model", "fusion": "weighted",
+                                                         "synonyms": "none"}
 
 
 @pytest.mark.slow

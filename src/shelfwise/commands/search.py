@@ -41,12 +41,13 @@ def search() -> None:
 @click.option("--keyword-weight", type=float, default=1.0, show_default=True, help="Hybrid weight of the keyword ranking.")
 @click.option("--semantic-weight", type=float, default=0.5, show_default=True, help="Hybrid weight of the semantic ranking.")
 @click.option("--fusion-model", type=click.Path(exists=True, file_okay=False, path_type=Path), help="A learned fusion (`search fit-fusion --out`) that reorders the hybrid top; fit it with the same --model.")
+@click.option("--synonyms", type=click.Path(exists=True, file_okay=False, path_type=Path), help="Learned synonyms (`search fit-synonyms --out`) that keyword search also searches.")
 @click.option("--rrf-k", type=click.FloatRange(min=0, min_open=True), default=60.0, show_default=True, help="RRF's k: larger flattens the difference between ranks.")
 @click.option("--top", type=click.IntRange(1), default=100, show_default=True, help="Results per query.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="TSV: query, product_id, rank, score.")
 @click.option("--no-cache", is_flag=True, help="Do not keep or reuse built indexes in <home>/search/indexes.")
 @click.pass_obj
-def run(obj: Settings, products: Path, queries: Path | None, images: tuple[Path, ...], model: Path | None, mode: str, reranker: Path | None, rerank_top: int, first_stage_weight: float, fusion: str, keyword_weight: float, semantic_weight: float, fusion_model: Path | None, rrf_k: float, top: int, out: Path, no_cache: bool) -> None:
+def run(obj: Settings, products: Path, queries: Path | None, images: tuple[Path, ...], model: Path | None, mode: str, reranker: Path | None, rerank_top: int, first_stage_weight: float, fusion: str, keyword_weight: float, semantic_weight: float, fusion_model: Path | None, synonyms: Path | None, rrf_k: float, top: int, out: Path, no_cache: bool) -> None:
     """Rank the products for every query in QUERIES (and every --image) and write the top results as TSV."""
     from shelfwise.encoders import load_text_encoder
     from shelfwise.multimodal.model import is_multimodal_model
@@ -71,10 +72,11 @@ def run(obj: Settings, products: Path, queries: Path | None, images: tuple[Path,
     try:
         encoder, encoder_id = load_text_encoder(model)
         learned = LearnedFusion.load(fusion_model) if fusion_model else None
+        keyword_options = _keyword_options(synonyms)
     except (FileNotFoundError, ValueError) as e:
         raise click.ClickException(str(e)) from e
     engine = _engine(obj, encoder, encoder_id, no_cache, fusion=fusion, weights=(keyword_weight, semantic_weight), rrf_k=rrf_k,
-                     candidates=max(100, top), learned_fusion=learned,
+                     candidates=max(100, top), learned_fusion=learned, keyword_options=keyword_options,
                      reranker=_load_reranker(reranker, rerank_top, first_stage_weight) if reranker else None).fit(items)
     pages = engine.search_many(query_list, mode=mode, top=top)
     _write_run(out, [[query, hit.item_id, rank, f"{hit.score:.6f}"]
@@ -177,13 +179,14 @@ def suggest(obj: Settings, products: Path, past_queries: Path | None, top: int, 
 @click.option("--fusion", type=click.Choice(FUSIONS), default="weighted", show_default=True, help="The fusion whose top is reordered.")
 @click.option("--keyword-weight", type=float, default=1.0, show_default=True)
 @click.option("--semantic-weight", type=float, default=0.5, show_default=True)
+@click.option("--synonyms", type=click.Path(exists=True, file_okay=False, path_type=Path), help="Learned synonyms (`search fit-synonyms --out`) to search with, as they will be served.")
 @click.option("--epochs", type=click.IntRange(1), default=10, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Model folder: each run adds a version; `latest` points at the newest. Default <home>/artifacts/search-fusion, where the API finds it.")
 @click.option("--no-cache", is_flag=True, help="Do not keep or reuse built indexes in <home>/search/indexes.")
 @click.pass_obj
 def fit_fusion(obj: Settings, products: Path | None, judgments: Path | None, model: Path | None, fusion: str, keyword_weight: float,
-               semantic_weight: float, epochs: int, seed: int, out: Path | None, no_cache: bool) -> None:
+               semantic_weight: float, synonyms: Path | None, epochs: int, seed: int, out: Path | None, no_cache: bool) -> None:
     """Learn a fusion of keyword and semantic search from relevance judgments: a linear model over
     both retrievers' scores and ranks and the query's word coverage reorders the hybrid top
     (`search run --fusion-model OUT`). Prints a JSON report."""
@@ -195,7 +198,8 @@ def fit_fusion(obj: Settings, products: Path | None, judgments: Path | None, mod
     try:
         items, judged, source = _training_data(obj, products, judgments)
         encoder, encoder_id = load_text_encoder(model)
-        engine = _engine(obj, encoder, encoder_id, no_cache, fusion=fusion, weights=(keyword_weight, semantic_weight)).fit(items)
+        engine = _engine(obj, encoder, encoder_id, no_cache, fusion=fusion, weights=(keyword_weight, semantic_weight),
+                         keyword_options=_keyword_options(synonyms)).fit(items)
         learned = fit_learned_fusion(engine.hybrid, judged, LearnedFusion(epochs=epochs, seed=seed))
     except (FileNotFoundError, ValueError) as e:
         raise click.ClickException(str(e)) from e
@@ -203,6 +207,35 @@ def fit_fusion(obj: Settings, products: Path | None, judgments: Path | None, mod
     path = learned.save(out or obj.artifacts / ARTIFACT_NAME, {"judgments": str(source), "encoder": encoder_id, "fusion": fusion,
                               "weights": [keyword_weight, semantic_weight], "feature_weights": weights})
     click.echo(json.dumps({"artifact": str(path), **learned.report, "feature_weights": weights}, indent=2))
+
+
+@search.command("fit-synonyms")
+@click.option("--products", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Products CSV (as for `search run`); without it and --judgments, the store's catalogue.")
+@click.option("--judgments", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="CSV query,product_id,relevance (1..3); without it and --products, the store's search logs.")
+@click.option("--min-pairs", type=click.IntRange(1), default=2, show_default=True, help="Relevant (query, item) pairs a synonym must stand in for its word in.")
+@click.option("--min-share", type=click.FloatRange(0, 1), default=0.2, show_default=True, help="Share of the word's relevant pairs without it in the title that have the synonym.")
+@click.option("--weight", type=click.FloatRange(min=0), default=0.3, show_default=True, help="A synonym's title boost: weight x share x the word's own.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Folder: each run adds a version; `latest` points at the newest. Default <home>/artifacts/search-synonyms, where the API finds it.")
+@click.pass_obj
+def fit_synonyms(obj: Settings, products: Path | None, judgments: Path | None, min_pairs: int, min_share: float, weight: float, out: Path | None) -> None:
+    """Learn synonyms from judged (or clicked) searches: title words that stand in for a query word in
+    the items relevant to it ("shelves" -> "shelf"). Keyword search then searches them too (`search run
+    --synonyms OUT`; the API loads them from the home). Prints a JSON report."""
+    import json
+
+    from shelfwise.search.keyword import KeywordIndex
+    from shelfwise.search.synonyms import ARTIFACT_NAME, LearnedSynonyms
+
+    try:
+        items, judged, source = _training_data(obj, products, judgments)
+    except (FileNotFoundError, ValueError) as e:
+        raise click.ClickException(str(e)) from e
+    index = KeywordIndex().fit(items)  # its analyzer and spelling: synonyms are the index's own tokens
+    learned = LearnedSynonyms(min_pairs=min_pairs, min_share=min_share, weight=weight).fit(
+        judged, dict(zip(items["item_id"].astype(str), items["title"])), index.analyze, index.corrected)
+    path = learned.save(out or obj.artifacts / ARTIFACT_NAME, {"judgments": str(source)})
+    examples = {w: learned.table[w] for w in sorted(learned.table, key=lambda w: -learned.evidence[w])[:10]}  # the best supported
+    click.echo(json.dumps({"artifact": str(path), **learned.report, "examples": examples}, indent=2))
 
 
 @search.command("export-onnx")
@@ -286,6 +319,12 @@ def _engine(obj: Settings, encoder, encoder_id: str, no_cache: bool, **options):
 
     return SearchEngine(encoder, encoder_id=encoder_id, cache_dir=None if no_cache else obj.home / "search" / "indexes",
                         progress=not obj.quiet, **options)
+
+
+def _keyword_options(synonyms: Path | None) -> dict:
+    from shelfwise.search.synonyms import LearnedSynonyms
+
+    return {"synonyms": LearnedSynonyms.load(synonyms)} if synonyms else {}
 
 
 def _load_reranker(path: Path, top_n: int, first_stage_weight: float):

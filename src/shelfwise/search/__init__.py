@@ -1,5 +1,5 @@
 """Product search: keyword (tantivy), semantic (faiss over the text encoder), hybrid fusion,
-a learned fusion, query suggestions and spelling correction. The cross-encoder reranker is in
+a learned fusion, learned synonyms, query suggestions and spelling correction. The cross-encoder reranker is in
 :mod:`shelfwise.search.rerank` and the all-in-one :class:`shelfwise.search.engine.SearchEngine`
 in :mod:`shelfwise.search.engine` (both import torch).
 
@@ -11,6 +11,7 @@ from shelfwise.search.keyword import SORTS, Filters, Hit, KeywordIndex, SearchPa
 from shelfwise.search.learned_fusion import LearnedFusion, fit_learned_fusion
 from shelfwise.search.semantic import SemanticSearch, VectorIndex, item_texts
 from shelfwise.search.suggest import QuerySuggester, SpellingCorrector
+from shelfwise.search.synonyms import LearnedSynonyms
 
 __all__ = [
     "FUSIONS",
@@ -20,6 +21,7 @@ __all__ = [
     "HybridSearch",
     "KeywordIndex",
     "LearnedFusion",
+    "LearnedSynonyms",
     "QuerySuggester",
     "SearchPage",
     "SemanticSearch",

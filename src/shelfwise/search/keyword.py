@@ -179,6 +179,7 @@ class KeywordIndex:
         prefix_weight: float = 0.5,
         phrase_weight: float = 0.17,
         correct_spelling: bool = True,
+        synonyms=None,
         writer_heap_bytes: int = 64_000_000,
     ):
         self.path = Path(path) if path else None
@@ -193,6 +194,7 @@ class KeywordIndex:
         self.prefix_weight = prefix_weight
         self.phrase_weight = phrase_weight
         self.correct_spelling = correct_spelling
+        self.synonyms = synonyms  # a shelfwise.search.synonyms.LearnedSynonyms: more title words per query word (not saved)
         self.spelling = SpellingCorrector()
         self.writer_heap_bytes = writer_heap_bytes
         self._index = None
@@ -360,6 +362,10 @@ class KeywordIndex:
                     fuzzy = tantivy.Query.fuzzy_term_query(self._schema, name, token, distance=self.fuzzy_distance)
                     clauses.append(tantivy.Query.boost_query(fuzzy, boost * self.fuzzy_weight))
         title_boost = self.field_boosts.get("title", 1.0)
+        if self.synonyms is not None:
+            # What the shop's titles say for a query word ("shelves" -> "shelf"), learned from its judged searches.
+            for token, share in self.synonyms.expand(spelled):
+                clauses.append(tantivy.Query.boost_query(tantivy.Query.term_query(self._schema, "title", token), title_boost * share))
         if self.phrase_weight:
             # Words next to each other in the query and in a title ("deck board", not "deck ... board").
             for pair in {(a, b) for a, b in zip(spelled, spelled[1:]) if a != b}:

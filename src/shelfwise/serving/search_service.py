@@ -33,6 +33,7 @@ from shelfwise.datasets.store_data import ITEM_EVENTS
 from shelfwise.search.engine import ITEM_COLUMNS, SearchEngine
 from shelfwise.search.keyword import Filters, Hit, SearchPage, price_band
 from shelfwise.search.learned_fusion import ARTIFACT_NAME as FUSION_MODEL_NAME, LearnedFusion
+from shelfwise.search.synonyms import ARTIFACT_NAME as SYNONYMS_NAME, LearnedSynonyms
 from shelfwise.search.semantic import item_texts, single_threaded
 from shelfwise.search.suggest import QuerySuggester, normalise
 from shelfwise.serving.encoder import serving_text_encoder
@@ -199,13 +200,15 @@ class SearchService:
         self._clear_caches()
         self.state = {"semantic": "waiting" if self.semantic_wanted else "off",
                       "photos": "waiting" if photo_model_path(settings) else "no model",
-                      "fusion": "waiting" if self.semantic_wanted and model_path(settings, FUSION_MODEL_NAME) else "weighted"}
+                      "fusion": "waiting" if self.semantic_wanted and model_path(settings, FUSION_MODEL_NAME) else "weighted",
+                      "synonyms": "none"}
 
         self._popularity = self._read_popularity()
         frame = self._catalogue_frame()
         self.engine = SearchEngine(None, cache_dir=settings.home / "search" / "indexes", candidates=CANDIDATES,
                                    cache_keyword=False).fit(frame)
         self.keyword = self.engine.keyword  # built now, in memory
+        self.keyword.synonyms = self._load_learned("synonyms", SYNONYMS_NAME, LearnedSynonyms.load)
         self._set_cards(item_cards(frame, self._popularity, self.keyword.analyze))
         self._past_queries = self._read_past_queries()
         self._fit_suggestions()
@@ -261,8 +264,18 @@ class SearchService:
             self._worker = threading.Thread(target=self._work, name="search-indexer", daemon=True)
             self._worker.start()
 
-    def close(self) -> None:
+    def close(self, timeout: float = 30.0) -> None:
+        """Stop the background worker: the job it is running finishes (up to ``timeout`` seconds are
+        waited for), queued ones are dropped. A worker left inside torch or faiss when the process
+        exits can abort it."""
+        while True:
+            try:
+                self._jobs.get_nowait()
+            except queue.Empty:
+                break
         self._jobs.put(None)
+        if self._worker is not None:
+            self._worker.join(timeout)
 
     def _work(self) -> None:
         try:
@@ -281,7 +294,7 @@ class SearchService:
 
     def _build_semantic(self) -> None:
         self.state["semantic"] = "building"
-        self._load_fusion()
+        self.engine.learned_fusion = self._load_learned("fusion", FUSION_MODEL_NAME, LearnedFusion.load)  # None: weights alone
         self.engine.use_encoder(*self.encoder_factory(self.settings))
         with cache_lock(self.engine.cache_dir), single_threaded():
             semantic = self.engine.semantic  # loaded from the cache, or built and cached
@@ -290,18 +303,20 @@ class SearchService:
         self._report_sizes()
         self._jobs.put(self._warm_query_vectors)
 
-    def _load_fusion(self) -> None:
-        """The learned fusion in the home, if one was fitted: it reorders the hybrid top. A bad one is
-        reported and left out; hybrid search then fuses by weights alone."""
-        folder = model_path(self.settings, FUSION_MODEL_NAME)
+    def _load_learned(self, key: str, name: str, load):
+        """The model under ``<home>/artifacts/<name>`` read by ``load``, or None; ``state[key]`` says which.
+        A file that cannot be read is reported and left out: search works without it."""
+        folder = model_path(self.settings, name)
         if folder is None:
-            return
+            return None
         try:
-            self.engine.learned_fusion = LearnedFusion.load(folder)
-            self.state["fusion"] = f"learned ({folder})"
+            model = load(folder)
         except Exception as e:  # whatever is wrong with the file, search keeps working
-            log.exception("learned fusion not loaded")
-            self.state["fusion"] = f"failed: {type(e).__name__}: {e}; fusing by weights"
+            log.exception("%s not loaded", key)
+            self.state[key] = f"failed: {type(e).__name__}: {e}"
+            return None
+        self.state[key] = f"learned ({folder})"
+        return model
 
     def _warm_query_vectors(self) -> None:
         """Encode the shop's past queries ahead of time, most frequent last (= most recently used):
