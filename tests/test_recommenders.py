@@ -89,7 +89,17 @@ def test_baselines_keep_the_contract():
         scores = rec.fit(split.train).score(split.test_history)
         assert scores.shape == (len(seqs), seqs.n_items + 1) and scores.dtype == np.float32 and np.isinf(scores[:, 0]).all()
     metrics, _ = evaluate_ranking(ItemTransitions().fit(split.train).score, split.test_history, split.test_target, ks=(1,))
-    assert metrics["hr@1"] == 1.0  # transitions are deterministic in a cycle
+    assert metrics["hr@1"] == 1.0  # transitions are deterministic in a cycle (the next item outweighs the rest of the window)
+
+
+def test_transitions_reach_a_window_ahead_and_back():
+    seqs = Sequences.from_lists([[1, 2, 3], [4, 1]], n_items=4)
+    rows = lambda t: {i: round(float(v), 4) for i, v in zip(t.transitions_[1].indices, t.transitions_[1].data)}  # noqa: E731
+    assert rows(ItemTransitions(window=1, backward=0).fit(seqs)) == {2: 1.0}  # consecutive items only
+    assert rows(ItemTransitions(window=2, window_decay=0.5, backward=0).fit(seqs)) == {2: round(1 / 1.5, 4), 3: round(0.5 / 1.5, 4)}
+    # Item 4 came right before 1: with backward 0.5 it counts half as much as what followed; never across sequences.
+    assert rows(ItemTransitions(window=2, window_decay=0.5, backward=0.5).fit(seqs)) == {2: 0.5, 3: 0.25, 4: 0.25}
+    assert ItemTransitions().fit(Sequences.from_lists([[1], [2]], n_items=2)).transitions_.nnz == 0  # nothing followed anything
 
 
 @pytest.mark.parametrize("name, loss", [("sasrec", "ce"), ("sasrec", "sampled"), ("gru4rec", "ce"), ("lstm", "bce"), ("bert4rec", "ce")])
@@ -123,8 +133,9 @@ def test_transitions_blend_is_chosen_on_validation_and_saved(tmp_path):
     assert rec.transitions_weight_ > 0 and rec.blend_validation_[rec.transitions_weight_] > rec.blend_validation_[0.0]
     alone = weak_sasrec(transitions_weight=0).fit(split.train, split.valid_history, split.valid_target)
     assert alone.transitions_ is None  # the network alone keeps no counts to update
-    blended, _ = evaluate_ranking(rec.score, split.test_history, split.test_target, ks=(1,), mask_history=False)
-    network, _ = evaluate_ranking(alone.score, split.test_history, split.test_target, ks=(1,), mask_history=False)
+    # History items left out, as in the benchmark protocol (the transitions also count what came before).
+    blended, _ = evaluate_ranking(rec.score, split.test_history, split.test_target, ks=(1,))
+    network, _ = evaluate_ranking(alone.score, split.test_history, split.test_target, ks=(1,))
     assert blended["hr@1"] > network["hr@1"] and blended["hr@1"] > 0.9
     again = SequentialRecommender.load(rec.save(tmp_path / "blend").path)
     assert again.transitions_weight_ == rec.transitions_weight_

@@ -1,5 +1,5 @@
-"""Baselines every model must beat: popularity, and item-to-item transitions (a first-order
-Markov chain over consecutive items, smoothed with popularity)."""
+"""Baselines every model must beat: popularity, and item-to-item transitions (what followed each
+item within the next few items, smoothed with popularity)."""
 
 from __future__ import annotations
 
@@ -25,21 +25,42 @@ class Popularity:
 
 class ItemTransitions:
     """Scores the items that followed the history's last items in training, the most recent
-    history item weighing most, with popularity to break ties and fill the gaps."""
+    history item weighing most, with popularity to break ties and fill the gaps.
 
-    def __init__(self, last_n: int = 3, decay: float = 0.5, popularity_weight: float = 1e-6):
+    "Followed" reaches ``window`` items ahead, the d-th next item counting ``window_decay ** (d - 1)``
+    (``window=1``: the classic first-order Markov chain); items that came *before* count
+    ``backward`` times as much (bought together, in either order). Each item's row is normalised
+    to sum to 1. On Amazon Beauty's validation step, window 10 / decay 0.7 / backward 0.3 scored
+    NDCG@10 0.0645 against 0.0594 for consecutive items only (docs/recommenders.md)."""
+
+    def __init__(self, last_n: int = 3, decay: float = 0.5, popularity_weight: float = 1e-6, window: int = 10,
+                 window_decay: float = 0.7, backward: float = 0.3):
         self.last_n = last_n
         self.decay = decay
         self.popularity_weight = popularity_weight
+        self.window = window
+        self.window_decay = window_decay
+        self.backward = backward
 
     def fit(self, train: Sequences) -> "ItemTransitions":
         n = train.n_items + 1
-        same_seq = np.ones(len(train.items), dtype=bool)
-        same_seq[train.offsets[1:-1] - 1] = False  # no transition from a sequence's end to the next one
-        src, dst = train.items[:-1][same_seq[:-1]], train.items[1:][same_seq[:-1]]
-        counts = sp.csr_matrix((np.ones(len(src), np.float32), (src, dst)), shape=(n, n))
+        sequence = np.repeat(np.arange(len(train)), train.lengths)
+        sources, targets, weights = [], [], []
+        for d in range(1, self.window + 1):
+            same = sequence[:-d] == sequence[d:] if len(sequence) > d else np.zeros(0, dtype=bool)
+            if not same.any():
+                break
+            before, after = train.items[:-d][same], train.items[d:][same]
+            weight = np.full(len(before), self.window_decay ** (d - 1), np.float32)
+            sources += [before, after] if self.backward else [before]
+            targets += [after, before] if self.backward else [after]
+            weights += [weight, self.backward * weight] if self.backward else [weight]
+        if sources:
+            counts = sp.csr_matrix((np.concatenate(weights), (np.concatenate(sources), np.concatenate(targets))), shape=(n, n))
+        else:
+            counts = sp.csr_matrix((n, n), dtype=np.float32)
         rows = np.asarray(counts.sum(axis=1)).ravel()
-        self.transitions_ = sp.diags(1.0 / np.maximum(rows, 1)).dot(counts).tocsr()
+        self.transitions_ = sp.diags(1.0 / np.maximum(rows, 1e-12)).dot(counts).tocsr().astype(np.float32)
         self.popularity_ = Popularity().fit(train).counts_
         return self
 
