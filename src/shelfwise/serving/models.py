@@ -48,7 +48,9 @@ def _fit_baseline(name: str, seqs):
     if name == "transitions":
         has_transitions = bool(np.any(seqs.lengths >= 2))
         if has_transitions:
-            return "transitions", ItemTransitions().fit(seqs)
+            # Forward only: the API may show history items again (exclude_history is the caller's
+            # choice), and counting what came *before* would put the item just viewed first.
+            return "transitions", ItemTransitions(backward=0.0).fit(seqs)
     return "popularity", Popularity().fit(seqs)
 
 
