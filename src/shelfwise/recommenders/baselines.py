@@ -45,20 +45,17 @@ class ItemTransitions:
     def fit(self, train: Sequences) -> "ItemTransitions":
         n = train.n_items + 1
         sequence = np.repeat(np.arange(len(train)), train.lengths)
-        sources, targets, weights = [], [], []
-        for d in range(1, self.window + 1):
-            same = sequence[:-d] == sequence[d:] if len(sequence) > d else np.zeros(0, dtype=bool)
-            if not same.any():
-                break
+        none = np.zeros(0, np.int64)
+        pairs = [(none, none, 0.0)]  # (from items, to items, weight); the empty one: a catalogue with no transitions
+        for d in range(1, min(self.window, len(sequence) - 1) + 1):
+            same = sequence[:-d] == sequence[d:]  # never across two sequences
             before, after = train.items[:-d][same], train.items[d:][same]
-            weight = np.full(len(before), self.window_decay ** (d - 1), np.float32)
-            sources += [before, after] if self.backward else [before]
-            targets += [after, before] if self.backward else [after]
-            weights += [weight, self.backward * weight] if self.backward else [weight]
-        if sources:
-            counts = sp.csr_matrix((np.concatenate(weights), (np.concatenate(sources), np.concatenate(targets))), shape=(n, n))
-        else:
-            counts = sp.csr_matrix((n, n), dtype=np.float32)
+            pairs.append((before, after, self.window_decay ** (d - 1)))
+            if self.backward:
+                pairs.append((after, before, self.backward * self.window_decay ** (d - 1)))
+        sources, targets = np.concatenate([p[0] for p in pairs]), np.concatenate([p[1] for p in pairs])
+        weights = np.concatenate([np.full(len(p[0]), p[2], np.float32) for p in pairs])
+        counts = sp.csr_matrix((weights, (sources, targets)), shape=(n, n))
         rows = np.asarray(counts.sum(axis=1)).ravel()
         self.transitions_ = sp.diags(1.0 / np.maximum(rows, 1e-12)).dot(counts).tocsr().astype(np.float32)
         self.popularity_ = Popularity().fit(train).counts_
