@@ -141,3 +141,27 @@ def test_cached_trunk_plus_tail_gives_the_encoder_features_and_a_tuned_tail_serv
         expected = tail.eval()(inputs).numpy()
     assert np.allclose(tuned.encode(photos[:2]), expected, atol=3e-3)
     assert not np.allclose(expected, encoder.encode(photos[:2]), atol=1e-2)
+
+
+def test_pooled_blocks_append_unit_mean_and_max_of_each_block(encoder):
+    import torch
+
+    from shelfwise.encoders.image import BLOCK_CHANNELS, backbone_trunk
+
+    pooled = ImageEncoder(ImageEncoderConfig(image_size=96, pooled_blocks=(5, 15), colour_bins=2))
+    photo = _photo((30, 160, 40))
+    vectors = pooled.encode([photo, b"broken"])
+    assert pooled.dim == EMBEDDING_DIM + 2 * (BLOCK_CHANNELS[5] + BLOCK_CHANNELS[15]) + 8 == vectors.shape[1]
+    assert not vectors[1].any()  # an unreadable photo is still a zero row
+    head = ImageEncoder(ImageEncoderConfig(image_size=96)).encode([photo])[0]
+    assert np.allclose(vectors[0, :EMBEDDING_DIM], head, atol=1e-5)  # the head's part is unchanged
+    # Block 5's part: the unit mean and unit max of what block 5 outputs.
+    pixels = torch.from_numpy(preprocess(photo, pooled.config)[None])
+    with torch.inference_mode():
+        block5 = backbone_trunk(pooled.model, pixels, 6)[0]
+    mean, peak = block5.mean(dim=(1, 2)), block5.amax(dim=(1, 2))
+    start = EMBEDDING_DIM
+    assert np.allclose(vectors[0, start:start + 80], (mean / mean.norm()).numpy(), atol=1e-5)
+    assert np.allclose(vectors[0, start + 80:start + 160], (peak / peak.norm()).numpy(), atol=1e-5)
+    with pytest.raises(ValueError, match="outside 0..15"):
+        ImageEncoderConfig(pooled_blocks=(16,))

@@ -90,6 +90,42 @@ def test_aligner_without_validation_keeps_the_last_epoch_and_a_linear_variant_wo
     assert aligner.config.retrieval_weights == {}  # nothing held out to choose them on
 
 
+def test_photo_probes_read_attributes_and_score_items_by_log_probability(tmp_path):
+    """Standardised features + a linear probe per attribute: the probe learns what a photo shows
+    (here: the article type is written into 20 of its features, far above their usual scale),
+    item vectors carry log-probabilities and query vectors probabilities, and all of it survives
+    the artifact round trip."""
+    rng = np.random.default_rng(0)
+    n = 60
+    types = [TYPES[i % 3] for i in range(n)]
+    images = rng.normal(size=(n, 2, 64)).astype(np.float32)
+    for i, t in enumerate(types):
+        images[i, :, TYPES.index(t) * 20:(TYPES.index(t) + 1) * 20] += 50.0
+    texts = rng.normal(size=(n, 384)).astype(np.float32)
+    labels = {"articleType": types, "baseColour": [COLOURS[i % 3] for i in range(n)], "gender": [["Men", "Women"][i % 2] for i in range(n)]}
+    config = AlignmentConfig(**TINY, image_dim=64, standardize_images=True, photo_probe_l2=1e-3)
+    aligner = Aligner(config, _train_config(1), vocabs=VOCABS).fit(images, texts, labels, valid=(images[:9, 0], texts[:9], {k: v[:9] for k, v in labels.items()}))
+    unseen = rng.normal(size=(6, 64)).astype(np.float32)
+    for i in range(6):
+        unseen[i, (i % 3) * 20:(i % 3 + 1) * 20] += 50.0
+    assert list(aligner.photo_attributes(unseen, "articleType")) == [TYPES[i % 3] for i in range(6)]
+    items, queries = aligner.embed_images(unseen, side="item"), aligner.embed_images(unseen, side="query")
+    type_slots = slice(16, 16 + len(TYPES))
+    assert (items[:, type_slots] <= 0).all() and np.allclose(queries[:, type_slots].sum(1), aligner.config.retrieval_weights["articleType"], atol=1e-5)
+    with pytest.raises(ValueError, match="side must be"):
+        aligner.embed_texts(texts[:1], side="both")
+
+    MultimodalModel(aligner, image_config={"pooled_blocks": [5, 6]}).save(tmp_path / "model")
+    loaded = MultimodalModel.load(tmp_path / "model").aligner
+    assert np.allclose(loaded.embed_images(unseen, side="item"), items, atol=1e-5)
+    assert list(loaded.photo_attributes(unseen, "articleType")) == list(aligner.photo_attributes(unseen, "articleType"))
+
+
+def test_photo_probes_need_standardised_features():
+    with pytest.raises(ValueError, match="needs standardize_images"):
+        Aligner(AlignmentConfig(**TINY, photo_probe_l2=1e-3), vocabs=VOCABS)
+
+
 @pytest.mark.parametrize("method", sorted(FUSIONS))
 def test_fusion_methods_handle_missing_modalities(method):
     images, texts, labels = _pairs()

@@ -61,7 +61,7 @@ def test_bench_multimodal_command_writes_metrics_and_a_loadable_model(fashion_fo
     assert set(metrics["fusion"]["gated"]) >= {"image", "text", "image+text", "image+text+attributes"}
     assert metrics["throughput"]["images_per_second"] > 0
     model = MultimodalModel.load(out / "model")
-    assert model.fuser is not None and model.image_config == {"colour_bins": 5, "image_size": 160}
+    assert model.fuser is not None and model.image_config == {"colour_bins": 5, "image_size": 160, "pooled_blocks": []}
     # --tune-image fine-tunes the image backbone's tail: the saved model carries it, search encodes with it.
     assert metrics["alignment"]["variant"] == "+tuned_backbone" and model.image_weights is not None
     assert torch.equal(model.make_image_encoder().model.state_dict()["_conv_head.weight"], model.image_weights["_conv_head.weight"])
@@ -72,8 +72,12 @@ def test_bench_multimodal_command_writes_metrics_and_a_loadable_model(fashion_fo
     args = ["--data", str(fashion_folder), "--out", str(frozen), "--cache", str(out / "cache"), "--test-size", "10", "--extra-names", "12", "--no-ablations"]
     result = CliRunner().invoke(multimodal, args, obj=Settings(home=tmp_path / "home", quiet=True), catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    assert json.loads((frozen / "metrics.json").read_text())["alignment"]["variant"] == "full"
-    assert MultimodalModel.load(frozen / "model").image_weights is None
+    frozen_metrics = json.loads((frozen / "metrics.json").read_text())
+    assert set(frozen_metrics["alignment_ablations"]) == {"full", "+mid_level_features", "+photo_probes"}
+    saved = MultimodalModel.load(frozen / "model")
+    assert saved.image_weights is None
+    # Whichever variant validation chose, the saved model's encoder gives the features it was trained on.
+    assert saved.make_image_encoder().dim == saved.aligner.config.image_dim
 
 
 def test_split_is_disjoint_and_seeded():

@@ -32,6 +32,9 @@ from torch.nn import functional as F
 
 from shelfwise.multimodal.labels import UNKNOWN, encode_labels
 
+# Item-side log-probabilities stop here: one confidently wrong attribute costs an item a bounded amount.
+PROBABILITY_FLOOR = 1e-4
+
 
 @dataclass
 class AlignmentConfig:
@@ -54,6 +57,15 @@ class AlignmentConfig:
     # product adds the Bhattacharyya agreement of the two sides' attribute predictions ("both a
     # black belt") to the cosine. Weights are chosen on validation pairs after training (tune_weights).
     retrieval_weights: dict[str, float] = field(default_factory=dict)
+    # Photo features standardised per dimension (statistics of the training photos, kept in the
+    # model) before the projection: needed for ImageEncoderConfig.pooled_blocks, whose parts
+    # differ in scale by orders of magnitude.
+    standardize_images: bool = False
+    # > 0: a photo's attributes are read by a linear classifier per attribute on the standardised
+    # photo features (multinomial logistic regression with this L2 weight, fitted before the
+    # projections), not by the shared heads through the 256-d embedding. Retrieval then scores
+    # an item by the log-probability its photo gives the query's attributes (see retrieval_vectors).
+    photo_probe_l2: float = 0.0
 
 
 def projection(in_dim: int, hidden: int, out_dim: int, input_dropout: float, dropout: float) -> nn.Module:
@@ -96,17 +108,28 @@ class AlignmentModel(nn.Module):
         self.text_proj = projection(c.text_dim, c.text_hidden, c.dim, c.input_dropout, c.dropout)
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / c.temperature)))
         self.heads = nn.ModuleDict({name: nn.Linear(c.dim, n) for name, n in n_classes.items()})
+        if c.standardize_images:
+            self.register_buffer("image_mean", torch.zeros(c.image_dim))
+            self.register_buffer("image_std", torch.ones(c.image_dim))
+        # Fitted by fit_photo_probes, not by the training loop (no gradient reaches them there).
+        self.photo_probes = nn.ModuleDict({name: nn.Linear(c.image_dim, n) for name, n in n_classes.items()}) if c.photo_probe_l2 else None
+
+    def standardized(self, features: torch.Tensor) -> torch.Tensor:
+        return (features - self.image_mean) / self.image_std if self.config.standardize_images else features
 
     def photo_features(self, photos: PhotoInputs) -> torch.Tensor:
-        """Photo features as given, or trunk activations through the trainable tail (+ colours)."""
+        """Photo features as given (standardised when configured), or trunk activations through
+        the trainable tail (+ colours)."""
         if not isinstance(photos, TrunkInputs):
-            return torch.from_numpy(np.asarray(photos, dtype=np.float32))
+            return self.standardized(torch.from_numpy(np.asarray(photos, dtype=np.float32)))
         if self.image_tail is None:
             raise ValueError("trunk activations need an image tail to fine-tune; pass image_tail to the Aligner")
         features = self.image_tail(torch.from_numpy(photos.activations))
         return features if photos.colours is None else torch.cat([features, torch.from_numpy(photos.colours)], dim=-1)
 
     def embed_images(self, features: torch.Tensor) -> torch.Tensor:
+        if self.config.standardize_images:
+            features = features / math.sqrt(features.shape[-1])  # unit expected length, like the plain encoder's features
         return F.normalize(self.image_proj(features), dim=-1)
 
     def embed_texts(self, features: torch.Tensor) -> torch.Tensor:
@@ -115,15 +138,44 @@ class AlignmentModel(nn.Module):
     def head_logits(self, emb: torch.Tensor, name: str) -> torch.Tensor:
         return self.heads[name](emb * self.config.head_scale)
 
-    def retrieval_vectors(self, emb: torch.Tensor, weights: Mapping[str, float] | None = None) -> torch.Tensor:
-        """Unit vectors [emb ; w_a * sqrt(p_a) ...] (see AlignmentConfig.retrieval_weights)."""
+    def photo_logits(self, photo_features: torch.Tensor, emb: torch.Tensor, name: str) -> torch.Tensor:
+        """Attribute logits of photos: the photo probe's when there is one, else the shared head's."""
+        if self.photo_probes is None:
+            return self.head_logits(emb, name)
+        return self.photo_probes[name](photo_features)
+
+    def photo_retrieval_vectors(self, photo_features: torch.Tensor, side: str, weights: Mapping[str, float] | None = None) -> torch.Tensor:
+        emb = self.embed_images(photo_features)
+        return self.retrieval_vectors(emb, {name: self.photo_logits(photo_features, emb, name) for name in self.heads}, weights, side)
+
+    def text_retrieval_vectors(self, text_features: torch.Tensor, side: str, weights: Mapping[str, float] | None = None) -> torch.Tensor:
+        emb = self.embed_texts(text_features)
+        return self.retrieval_vectors(emb, {name: self.head_logits(emb, name) for name in self.heads}, weights, side)
+
+    def retrieval_vectors(self, emb: torch.Tensor, logits: Mapping[str, torch.Tensor], weights: Mapping[str, float] | None = None,
+                          side: str = "query") -> torch.Tensor:
+        """[emb ; w_a * f(p_a) ...] (see AlignmentConfig.retrieval_weights), ``logits`` per attribute.
+
+        With shared heads both sides are unit vectors with f = sqrt: the inner product adds the
+        Bhattacharyya agreement of the two predictions. With photo probes the score is asymmetric:
+        queries carry w_a * p_a, items log p_a, so the inner product adds
+        sum_a w_a * E_{c ~ query}[log p_item(c)]: an item whose photo makes the query's type
+        unlikely falls far, which the bounded Bhattacharyya term does not do.
+        """
         weights = self.config.retrieval_weights if weights is None else weights
+        probes = self.photo_probes is not None
         parts = [emb]
         for name in self.heads:
             w = float(weights.get(name, 0.0))
             # Always present (zero-weighted when unused) so every vector has the same length.
-            parts.append(w * self.head_logits(emb, name).softmax(-1).sqrt())
-        return F.normalize(torch.cat(parts, dim=-1), dim=-1)
+            if not probes:
+                parts.append(w * logits[name].softmax(-1).sqrt())
+            elif side == "query":
+                parts.append(w * logits[name].softmax(-1))
+            else:
+                parts.append(logits[name].log_softmax(-1).clamp(min=math.log(PROBABILITY_FLOOR)))
+        out = torch.cat(parts, dim=-1)
+        return out if probes else F.normalize(out, dim=-1)
 
     def contrastive_loss(self, image_emb: torch.Tensor, text_emb: torch.Tensor) -> torch.Tensor:
         """Symmetric InfoNCE: each photo must pick its own name among the batch's, and vice versa."""
@@ -203,7 +255,8 @@ class AlignmentTask:
             # Nothing held out: a metric that always improves, so the loop keeps the last epoch.
             self._evaluations += 1
             return {"epochs_seen": float(self._evaluations)}
-        image_emb = model.embed_images(model.photo_features(take_photos(self.valid.images, slice(None), 0)))
+        photo_features = model.photo_features(take_photos(self.valid.images, slice(None), 0))
+        image_emb = model.embed_images(photo_features)
         images, texts = image_emb.numpy(), model.embed_texts(torch.from_numpy(self.valid.texts)).numpy()
         t2i, i2t = retrieval_recall(texts, images), retrieval_recall(images, texts)
         metrics = {"t2i_r@10": t2i[10], "t2i_r@1": t2i[1], "i2t_r@10": i2t[10], "r@10": 0.5 * (t2i[10] + i2t[10])}
@@ -212,7 +265,7 @@ class AlignmentTask:
         for name, codes in self.valid.labels.items():
             known = codes != UNKNOWN
             if name in model.heads and known.any():
-                predicted = model.head_logits(image_emb, name).argmax(-1).numpy()
+                predicted = model.photo_logits(photo_features, image_emb, name).argmax(-1).numpy()
                 metrics[f"{name}_accuracy"] = float((predicted[known] == codes[known]).mean())
                 accuracies.append(metrics[f"{name}_accuracy"])
         metrics["selection"] = metrics["r@10"] + (float(np.mean(accuracies)) if accuracies else 0.0)
@@ -249,6 +302,10 @@ class Aligner:
         # A copy: fit() sets the retrieval weights on it, and configs are shared between runs.
         config = config or AlignmentConfig()
         self.config = replace(config, retrieval_weights=dict(config.retrieval_weights))
+        if self.config.photo_probe_l2 and not self.config.standardize_images:
+            raise ValueError("photo_probe_l2 needs standardize_images=True: the probes read standardised photo features")
+        if self.config.standardize_images and image_tail is not None:
+            raise ValueError("standardize_images is for frozen photo features; a fine-tuned image tail gives unit features")
         self.train_config = train_config or TrainConfig(
             epochs=150, batch_size=256, lr=1e-3, weight_decay=0.05, warmup_steps=20, metric="selection", patience=20, progress=False
         )
@@ -294,10 +351,15 @@ class Aligner:
             raise ValueError(f"{len(images)} photos but {len(texts)} names")
         torch.manual_seed(self.train_config.seed)
         self.model = AlignmentModel(self.config, {k: len(v) for k, v in self.vocabs.items()}, self.image_tail)
+        codes = self._codes(labels, len(texts))
+        if self.config.standardize_images:
+            self._fit_standardization(images)
+        if self.config.photo_probe_l2:
+            self.fit_photo_probes(images, codes)
         data = PairData(
             images=images,
             texts=np.asarray(texts, dtype=np.float32),
-            labels=self._codes(labels, len(texts)),
+            labels=codes,
             extra_texts=None if extra_texts is None else np.asarray(extra_texts, dtype=np.float32),
             extra_labels=self._codes(extra_labels, 0 if extra_texts is None else len(extra_texts)),
         )
@@ -316,16 +378,50 @@ class Aligner:
         return self
 
     @torch.no_grad()
-    def tune_weights(self, images: PhotoInputs, texts: np.ndarray, grid: Sequence[float] = (0.0, 0.5, 1.0, 1.5, 2.0)) -> dict[str, float]:
+    def _fit_standardization(self, images: np.ndarray) -> None:
+        """Per-dimension mean and std of the training photos (every view), kept in the model."""
+        flat = torch.from_numpy(images.reshape(-1, images.shape[-1]))
+        self.model.image_mean.copy_(flat.mean(0))
+        self.model.image_std.copy_(flat.std(0).clamp(min=1e-6))
+
+    def fit_photo_probes(self, images: np.ndarray, codes: Mapping[str, np.ndarray], max_iter: int = 200) -> None:
+        """One multinomial logistic regression per attribute on the standardised photo features
+        (every view of each training photo), L2 weight ``photo_probe_l2``, full-batch L-BFGS: with
+        ~2,000 photos a convex fit to convergence beats a head trained through the embedding."""
+        model = self._check()
+        views = images.shape[1]
+        with torch.no_grad():
+            x = model.photo_features(images.reshape(-1, images.shape[-1]))
+        for name, probe in model.photo_probes.items():
+            y = torch.from_numpy(np.repeat(codes[name], views))
+            known = y != UNKNOWN
+            if not known.any():
+                continue
+            xs, ys = x[known], y[known]
+            optimizer = torch.optim.LBFGS(probe.parameters(), lr=1.0, max_iter=max_iter, history_size=20, line_search_fn="strong_wolfe")
+
+            def closure():
+                optimizer.zero_grad()
+                loss = F.cross_entropy(probe(xs), ys) + self.config.photo_probe_l2 * probe.weight.pow(2).sum()
+                loss.backward()
+                return loss
+
+            optimizer.step(closure)
+
+    @torch.no_grad()
+    def tune_weights(self, images: PhotoInputs, texts: np.ndarray, grid: Sequence[float] | None = None) -> dict[str, float]:
         """Attribute weights of the retrieval vectors that maximise text->image Recall@10 on these
-        held-out pairs (ties: the smaller weights). A grid per attribute, one attribute at a time."""
+        held-out pairs (ties: the smaller weights). A grid per attribute, one attribute at a time;
+        log-probabilities (photo probes) are on a larger scale than square roots, hence their smaller grid."""
         model = self._check().eval()
-        image_emb = model.embed_images(model.photo_features(images))
-        text_emb = model.embed_texts(torch.from_numpy(np.asarray(texts, np.float32)))
+        if grid is None:
+            grid = (0.0, 0.02, 0.05, 0.1, 0.2) if model.photo_probes is not None else (0.0, 0.5, 1.0, 1.5, 2.0)
+        photo_features = model.photo_features(images)
+        text_features = torch.from_numpy(np.asarray(texts, np.float32))
 
         def recall(weights) -> float:
-            r = retrieval_recall(model.retrieval_vectors(text_emb, weights).numpy(), model.retrieval_vectors(image_emb, weights).numpy(), ks=(10,))
-            return r[10]
+            queries = model.text_retrieval_vectors(text_features, "query", weights)
+            return retrieval_recall(queries.numpy(), model.photo_retrieval_vectors(photo_features, "item", weights).numpy(), ks=(10,))[10]
 
         weights = {name: 0.0 for name in model.heads}
         best = recall(weights)
@@ -349,20 +445,36 @@ class Aligner:
         return self.config.dim + sum(len(v) for v in self.vocabs.values())
 
     @torch.no_grad()
-    def embed_images(self, features: PhotoInputs, retrieval: bool = True) -> np.ndarray:
-        """[n, 1280] photo features (from the encoder with :meth:`image_backbone_weights` when the
-        tail was tuned) -> unit vectors in the shared space: [n, :attr:`dim`] retrieval vectors, or
-        the [n, config.dim] embeddings alone with ``retrieval=False``."""
+    def embed_images(self, features: PhotoInputs, retrieval: bool = True, side: str = "item") -> np.ndarray:
+        """[n, D] photo features (as the model's image encoder gives them) -> [n, :attr:`dim`]
+        retrieval vectors, or the [n, config.dim] unit embeddings alone with ``retrieval=False``.
+        ``side``: ``"item"`` for vectors to index, ``"query"`` for vectors to search with (they
+        differ when the aligner has photo probes; see AlignmentModel.retrieval_vectors)."""
         model = self._check().eval()
-        emb = model.embed_images(model.photo_features(features))
-        return (model.retrieval_vectors(emb) if retrieval else emb).numpy()
+        photo_features = model.photo_features(features)
+        if not retrieval:
+            return model.embed_images(photo_features).numpy()
+        return model.photo_retrieval_vectors(photo_features, _side(side)).numpy()
 
     @torch.no_grad()
-    def embed_texts(self, features: np.ndarray, retrieval: bool = True) -> np.ndarray:
-        """[n, 384] MiniLM embeddings -> unit vectors in the shared space (as :meth:`embed_images`)."""
+    def embed_texts(self, features: np.ndarray, retrieval: bool = True, side: str = "query") -> np.ndarray:
+        """[n, 384] MiniLM embeddings -> vectors in the shared space (as :meth:`embed_images`)."""
         model = self._check().eval()
-        emb = model.embed_texts(torch.from_numpy(np.asarray(features, dtype=np.float32)))
-        return (model.retrieval_vectors(emb) if retrieval else emb).numpy()
+        text_features = torch.from_numpy(np.asarray(features, dtype=np.float32))
+        if not retrieval:
+            return model.embed_texts(text_features).numpy()
+        return model.text_retrieval_vectors(text_features, _side(side)).numpy()
+
+    @torch.no_grad()
+    def photo_attributes(self, features: PhotoInputs, attribute: str) -> np.ndarray:
+        """Labels (strings) of ``attribute`` read from photo features: by the photo probe when
+        the aligner has one, else by the shared head."""
+        model = self._check().eval()
+        if attribute not in model.heads:
+            raise KeyError(f"no head for {attribute!r}; have {sorted(model.heads)}")
+        photo_features = model.photo_features(features)
+        codes = model.photo_logits(photo_features, model.embed_images(photo_features), attribute).argmax(-1).numpy()
+        return np.asarray(self.vocabs[attribute], dtype=object)[codes]
 
     @torch.no_grad()
     def predict_attribute(self, embeddings: np.ndarray, attribute: str) -> np.ndarray:
@@ -395,3 +507,9 @@ class Aligner:
         aligner.model.load_state_dict(dict(state), strict=True)
         aligner.model.eval()
         return aligner
+
+
+def _side(side: str) -> str:
+    if side not in ("query", "item"):
+        raise ValueError(f"side must be 'query' or 'item', got {side!r}")
+    return side

@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 
 from shelfwise.multimodal.alignment import AlignmentConfig, Aligner, PhotoInputs, TrunkInputs, retrieval_recall, take_photos
-from shelfwise.multimodal.features import colour_features, text_features, trunk_features
+from shelfwise.multimodal.features import colour_features, image_features, text_features, trunk_features
 from shelfwise.multimodal.fusion import FUSIONS, FusionConfig, ItemFuser
 from shelfwise.multimodal.labels import build_vocab
 from shelfwise.multimodal.model import MultimodalModel
@@ -49,6 +49,10 @@ class BenchConfig:
     # Off by default: on the fashion photos the tuned tail lost to frozen features on validation
     # and costs ~25 min (docs/benchmarks.md).
     trunk_blocks: int = 11
+    # The last variant adds these blocks' pooled outputs to the photo features (standardised) and
+    # reads the photo's attributes with linear probes of this L2 weight (AlignmentConfig).
+    pooled_blocks: tuple[int, ...] = tuple(range(5, 16))
+    photo_probe_l2: float = 1e-3
     tune_image: bool = False
     image_lr_scale: float = 0.1  # pretrained weights move at this multiple of the heads' learning rate
     tuning: TrainConfig = field(default_factory=lambda: TrainConfig(
@@ -82,18 +86,19 @@ def type_share(query_types: np.ndarray, target_types: np.ndarray, scores: np.nda
 
 
 def retrieval_metrics(aligner: Aligner, images: np.ndarray, texts: np.ndarray, types: np.ndarray) -> dict[str, float]:
-    image_emb, text_emb = aligner.embed_images(images), aligner.embed_texts(texts)
-    t2i, i2t = retrieval_recall(text_emb, image_emb), retrieval_recall(image_emb, text_emb)
+    image_items, text_queries = aligner.embed_images(images, side="item"), aligner.embed_texts(texts, side="query")
+    image_queries, text_items = aligner.embed_images(images, side="query"), aligner.embed_texts(texts, side="item")
+    t2i, i2t = retrieval_recall(text_queries, image_items), retrieval_recall(image_queries, text_items)
     out = {f"text_to_image_recall@{k}": v for k, v in t2i.items()}
     out.update({f"image_to_text_recall@{k}": v for k, v in i2t.items()})
-    out["text_to_image_type_share@10"] = type_share(types, types, text_emb @ image_emb.T)
-    out["image_to_image_type_share@10"] = _neighbour_type_share(image_emb, types)
+    out["text_to_image_type_share@10"] = type_share(types, types, text_queries @ image_items.T)
+    out["image_to_image_type_share@10"] = _neighbour_type_share(image_queries, image_items, types)
     return out
 
 
-def _neighbour_type_share(emb: np.ndarray, types: np.ndarray, k: int = 10) -> float:
+def _neighbour_type_share(queries: np.ndarray, items: np.ndarray, types: np.ndarray, k: int = 10) -> float:
     """Search by photo: share of a photo's k nearest other photos with its article type."""
-    scores = emb @ emb.T
+    scores = queries @ items.T
     np.fill_diagonal(scores, -np.inf)
     return type_share(types, types, scores, k)
 
@@ -121,6 +126,7 @@ class Variant:
     view_count: int = 1
     extra_names: bool = False
     colour_bins: int = 0
+    pooled_blocks: tuple[int, ...] = ()  # ImageEncoderConfig.pooled_blocks of these features
 
     @property
     def tuned(self) -> bool:
@@ -128,7 +134,7 @@ class Variant:
 
 
 def run(folder: Path | str, out: Path | str, config: BenchConfig | None = None, cache_dir: Path | str | None = None, progress: bool = True, log=print) -> dict:
-    from shelfwise.encoders.image import BackboneTail, ImageEncoder, ImageEncoderConfig, load_backbone
+    from shelfwise.encoders.image import EMBEDDING_DIM, BackboneTail, ImageEncoder, ImageEncoderConfig, load_backbone
     from shelfwise.encoders.text import TextEncoder
 
     c = config or BenchConfig()
@@ -140,19 +146,21 @@ def run(folder: Path | str, out: Path | str, config: BenchConfig | None = None, 
     parts = split(len(photos), c.test_size, c.valid_fraction, c.seed)
     log(f"data: {folder} — {len(photos):,} photos ({len(parts['train'])} train, {len(parts['valid'])} valid, {len(parts['test'])} test), {len(styles):,} product names")
 
-    image_encoder, text_encoder = ImageEncoder(ImageEncoderConfig(image_size=c.image_size)), TextEncoder()
+    image_encoder, text_encoder = ImageEncoder(ImageEncoderConfig(image_size=c.image_size, pooled_blocks=c.pooled_blocks)), TextEncoder()
     paths = photos["path"].tolist()
-    start = c.trunk_blocks  # the trunk ends and the tail starts here
-    trunks = np.stack([trunk_features(image_encoder, paths, start, v, cache, progress) for v in c.views], axis=1)  # [n, V, C, H, W]
-    cnn = np.stack([image_encoder.encode_from_trunk(trunks[:, v], start) for v in range(len(c.views))], axis=1)  # [n, V, 1280]
+    pooled = np.stack([image_features(image_encoder, paths, v, cache, progress) for v in c.views], axis=1)  # [n, V, 1280 + blocks]
+    cnn = pooled[:, :, :EMBEDDING_DIM]  # the head's features: what ImageEncoder() without pooled blocks gives
     colours = np.stack([colour_features(paths, c.colour_bins, v, cache) for v in c.views], axis=1) if c.colour_bins else None
     views = cnn if colours is None else np.concatenate([cnn, colours], axis=2)  # what ImageEncoder(colour_bins=...) gives
+    views_pooled = pooled if colours is None else np.concatenate([pooled, colours], axis=2)
     image_dim = views.shape[2]
+    start = c.trunk_blocks  # the trunk ends and the tail starts here (fine-tuning only)
+    trunks = np.stack([trunk_features(image_encoder, paths, start, v, cache, progress) for v in c.views], axis=1) if c.tune_image else None
     names = list(dict.fromkeys(styles["productDisplayName"]))
     name_vectors = text_features(text_encoder, names, cache, progress)
     name_row = {name: i for i, name in enumerate(names)}
     text = name_vectors[[name_row[n] for n in photos["productDisplayName"]]]
-    failed = ~trunks[:, 0].reshape(len(trunks), -1).any(1)
+    failed = ~cnn[:, 0].any(1)
     if failed.any():
         log(f"{int(failed.sum())} photos could not be read and are left out")
     for key in parts:
@@ -183,15 +191,14 @@ def run(folder: Path | str, out: Path | str, config: BenchConfig | None = None, 
         """[n, D] features of the plain photos as the saved model's image encoder gives them."""
         if not variant.tuned:
             return variant.photos[:, 0]
-        tuned = ImageEncoder(image_encoder.config, weights=aligner.image_backbone_weights()).encode_from_trunk(trunks[:, 0], start)
+        tuned = ImageEncoder(ImageEncoderConfig(image_size=c.image_size), weights=aligner.image_backbone_weights()).encode_from_trunk(trunks[:, 0], start)
         return tuned if colours is None else np.concatenate([tuned, colours[:, 0]], axis=1)
 
     def evaluate(aligner: Aligner, features: np.ndarray) -> dict:
         metrics = retrieval_metrics(aligner, features[te], text[te], test_types)
-        image_emb = aligner.embed_images(features[te], retrieval=False)
         for k in ("articleType", "baseColour"):
             if aligner.config.attribute_weight and k in aligner.vocabs:
-                metrics[f"{k}_accuracy_from_image_head"] = float(np.mean(aligner.predict_attribute(image_emb, k) == labels[k][te]))
+                metrics[f"{k}_accuracy_from_image_head"] = float(np.mean(aligner.photo_attributes(features[te], k) == labels[k][te]))
         metrics["best_epoch"] = aligner.result.best_epoch
         metrics["retrieval_weights"] = dict(aligner.config.retrieval_weights)
         return metrics
@@ -203,6 +210,12 @@ def run(folder: Path | str, out: Path | str, config: BenchConfig | None = None, 
     plain_cnn = replace(main_alignment, image_dim=cnn.shape[2])
     n_views, use_extra = len(c.views), bool(c.extra_texts)
     variants = {"full": Variant(main_alignment, views, n_views, use_extra, c.colour_bins)}
+    if c.pooled_blocks:
+        mid_level = replace(main_alignment, image_dim=views_pooled.shape[2], standardize_images=True)
+        variants["+mid_level_features"] = Variant(mid_level, views_pooled, n_views, use_extra, c.colour_bins, c.pooled_blocks)
+        if c.photo_probe_l2:
+            variants["+photo_probes"] = Variant(replace(mid_level, photo_probe_l2=c.photo_probe_l2), views_pooled, n_views, use_extra,
+                                                c.colour_bins, c.pooled_blocks)
     if c.tune_image:
         tuned = Variant(main_alignment, TrunkInputs(trunks, colours), n_views, use_extra, c.colour_bins)
         variants = {**variants, "+tuned_backbone": tuned} if c.ablations else {"+tuned_backbone": tuned}
@@ -271,7 +284,8 @@ def run(folder: Path | str, out: Path | str, config: BenchConfig | None = None, 
     results["fusion"] = fusion_results
     results["fusion_selected"] = best_fuser.config.method if best_fuser else None
 
-    model = MultimodalModel(aligner, best_fuser, image_config={"colour_bins": chosen_variant.colour_bins, "image_size": c.image_size},
+    image_config = {"colour_bins": chosen_variant.colour_bins, "image_size": c.image_size, "pooled_blocks": list(chosen_variant.pooled_blocks)}
+    model = MultimodalModel(aligner, best_fuser, image_config=image_config,
                             image_weights=aligner.image_backbone_weights())
     # Time what search will run: the saved model's image encoder, colour histogram included.
     results["throughput"] = {"images_per_second": round(image_throughput(model.make_image_encoder(), [paths[i] for i in te]), 1), "threads": torch.get_num_threads()}

@@ -65,6 +65,16 @@ def trunk_features(
     )
 
 
+def image_features(encoder, paths: Sequence[str], view: str = "plain", cache_dir: Path | None = None, progress: bool = False) -> np.ndarray:
+    """[n, encoder.dim] frozen photo features for one view, as ``encoder.encode`` gives them (zeros for unreadable photos)."""
+    _register_views()
+    if view not in VIEWS:
+        raise ValueError(f"unknown image view {view!r}; expected one of {sorted(VIEWS)}")
+    c = encoder.config
+    kind = f"image-{c.image_size}px-blocks{'_'.join(map(str, c.pooled_blocks))}-colour{c.colour_bins}"
+    return _cached(cache_dir, _key(kind, view, paths), lambda: encoder.encode(list(paths), transform=VIEWS[view], progress=progress))
+
+
 def text_features(encoder, texts: Sequence[str], cache_dir: Path | None = None, progress: bool = False) -> np.ndarray:
     """[n, 384] text vectors from the (frozen) text encoder."""
     return _cached(cache_dir, _key("text", "minilm", texts), lambda: encoder.encode(list(texts), progress=progress))

@@ -80,7 +80,7 @@ class MultimodalSearch:
         has_title = np.array([bool(t.strip()) for t in titles])
         if has_title.any():
             features = self.text_encoder.encode(list(titles[has_title]), progress=self.progress)
-            total[has_title] += aligner.embed_texts(features)
+            total[has_title] += aligner.embed_texts(features, side="item")
             count[has_title] += 1
         paths = items["image"].fillna("").astype(str).to_numpy() if "image" in items else np.full(n, "")
         has_path = paths != ""
@@ -90,13 +90,14 @@ class MultimodalSearch:
             for position, reason in encoded.errors.items():
                 self.skipped[str(items["item_id"].iloc[rows[position]])] = reason
             good = rows[encoded.ok]
-            total[good] += aligner.embed_images(encoded.vectors[encoded.ok])
+            total[good] += aligner.embed_images(encoded.vectors[encoded.ok], side="item")
             count[good] += 1
         usable = count > 0
         for i in np.flatnonzero(~usable & ~has_path):
             self.skipped[str(items["item_id"].iloc[i])] = "no title and no image"
         vectors = total / np.maximum(count, 1)[:, None]
-        vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        if aligner.model.photo_probes is None:  # unit vectors; item vectors with log-probabilities stay as they are
+            vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
         return vectors, usable
 
     def fit(self, items: pd.DataFrame) -> "MultimodalSearch":
@@ -115,7 +116,7 @@ class MultimodalSearch:
         """Text queries against the photos (and names) of the catalogue."""
         if not len(queries):
             return []
-        return self._pages(self.model.aligner.embed_texts(self.text_encoder.encode(list(queries))), top)
+        return self._pages(self.model.aligner.embed_texts(self.text_encoder.encode(list(queries)), side="query"), top)
 
     def search_images(self, images: Sequence, top: int = 10) -> list[SearchPage]:
         """Photos (paths or bytes) -> similar products. A photo that cannot be read raises
@@ -125,4 +126,4 @@ class MultimodalSearch:
         encoded = self.image_encoder.encode_detailed(list(images))
         if encoded.errors:
             raise ImageReadError("; ".join(encoded.errors.values()))
-        return self._pages(self.model.aligner.embed_images(encoded.vectors), top)
+        return self._pages(self.model.aligner.embed_images(encoded.vectors, side="query"), top)
