@@ -251,6 +251,38 @@ def test_multimodal_search_indexes_what_each_item_has(catalogue):
         engine.search_images([catalogue / "photos" / "broken.jpg"])
 
 
+def test_multimodal_search_with_photo_probes_finds_the_photo_by_its_colour(catalogue, tmp_path):
+    """A model with pooled blocks and photo probes, trained on real encoder features of the three
+    colour photos: search by photo and by text run through query vs item vectors."""
+    from shelfwise.encoders.image import ImageEncoder, ImageEncoderConfig
+    from shelfwise.multimodal.search import MultimodalSearch, read_catalogue
+
+    image_config = {"image_size": 64, "pooled_blocks": [15], "colour_bins": 2}
+    encoder = ImageEncoder(ImageEncoderConfig(**image_config))
+    colours = {"Red": (200, 20, 20), "Blue": (20, 20, 200), "Green": (20, 180, 20)}
+    rng = np.random.default_rng(0)
+    photos, names = [], []
+    for i in range(18):  # six shades of each colour
+        colour = list(colours)[i % 3]
+        shade = np.clip(np.array(colours[colour]) + rng.integers(-30, 30, 3), 0, 255)
+        photos.append(_photo_bytes(tuple(int(v) for v in shade)))
+        names.append(colour)
+    features = encoder.encode(photos)
+    texts = rng.normal(size=(18, 384)).astype(np.float32)
+    config = AlignmentConfig(**TINY, image_dim=encoder.dim, standardize_images=True, photo_probe_l2=1e-3,
+                             retrieval_weights={"baseColour": 0.2})
+    vocabs = {**VOCABS, "baseColour": ["Blue", "Green", "Red"]}
+    aligner = Aligner(config, _train_config(1), vocabs=vocabs).fit(features, texts, {"baseColour": names})
+    MultimodalModel(aligner, image_config=image_config).save(tmp_path / "model")
+
+    engine = MultimodalSearch(MultimodalModel.load(tmp_path / "model")).fit(read_catalogue(catalogue / "products.csv"))
+    assert len(engine.index) == 4 and set(engine.skipped) == {"p5", "p6"}
+    assert list(aligner.photo_attributes(encoder.encode([catalogue / "photos" / "blue.jpg"]), "baseColour")) == ["Blue"]
+    assert engine.search_images([catalogue / "photos" / "red.jpg"], top=4)[0].hits[0].item_id == "p1"
+    assert engine.search_images([catalogue / "photos" / "blue.jpg"], top=4)[0].hits[0].item_id == "p2"
+    assert [len(p.hits) for p in engine.search_text(["red shirt"], top=3)] == [3]
+
+
 def test_read_catalogue_errors(tmp_path):
     from shelfwise.multimodal.search import read_catalogue
 
