@@ -24,7 +24,8 @@ from shelfwise.encoders.image import ImageReadError
 from shelfwise.search.keyword import SORTS
 from shelfwise.serving.deps import AUTH_RESPONSES, Problem, get_history, get_search, read_access
 from shelfwise.serving.history import HistoryReader
-from shelfwise.serving.search_service import TEXT_MODES, SearchOutcome, SearchRequest, SearchService, SearchUnavailable
+from shelfwise.serving.search_results import SearchOutcome, SearchRequest
+from shelfwise.serving.search_service import TEXT_MODES, SearchService, SearchUnavailable
 
 router = APIRouter(tags=["search"], dependencies=[Depends(read_access)], responses=AUTH_RESPONSES)
 
