@@ -13,6 +13,10 @@ memorising them:
 
 plus input dropout and mirrored photos as augmentation. The benchmark measures each of these.
 
+With ``photo_probe_l2`` a photo's attributes are read instead by a linear classifier per attribute
+fitted on the standardised photo features (convex, to convergence), and retrieval scores an item
+by the log-probability its photo gives the query's attributes (query and item vectors differ).
+
 Frozen photo features cap what the heads can read (ImageNet features, 60x80 photos). Given a
 :class:`shelfwise.encoders.image.BackboneTail` and photos as cached trunk activations
 (:class:`TrunkInputs`), the aligner also fine-tunes the backbone's last blocks with the same
