@@ -19,11 +19,15 @@ import numpy as np
 VIEWS: dict[str, Callable | None] = {}
 
 
-def _register_views() -> None:
+def _transform(view: str) -> Callable | None:
+    """The augmentation that makes ``view`` (None for the plain photo); a clear error for an unknown one."""
     from shelfwise.encoders.image import hflip
 
     VIEWS.setdefault("plain", None)
     VIEWS.setdefault("hflip", hflip)
+    if view not in VIEWS:
+        raise ValueError(f"unknown image view {view!r}; expected one of {sorted(VIEWS)}")
+    return VIEWS[view]
 
 
 def _key(kind: str, view: str, inputs: Sequence[str]) -> str:
@@ -53,26 +57,22 @@ def trunk_features(
     """float16 [n, C, H, W] activations entering block ``stop`` of the image backbone: the
     pretrained tail turns them into frozen photo features, the fine-tuned tail trains on them. A
     photo that cannot be read gives zeros."""
-    _register_views()
-    if view not in VIEWS:
-        raise ValueError(f"unknown image view {view!r}; expected one of {sorted(VIEWS)}")
+    transform = _transform(view)
     kind = f"trunk{stop}-{encoder.config.image_size}px"
     return _cached(
         cache_dir,
         _key(kind, view, paths),
-        lambda: encoder.encode_trunk(list(paths), stop, transform=VIEWS[view], progress=progress).vectors,
+        lambda: encoder.encode_trunk(list(paths), stop, transform=transform, progress=progress).vectors,
         dtype=np.float16,
     )
 
 
 def image_features(encoder, paths: Sequence[str], view: str = "plain", cache_dir: Path | None = None, progress: bool = False) -> np.ndarray:
     """[n, encoder.dim] frozen photo features for one view, as ``encoder.encode`` gives them (zeros for unreadable photos)."""
-    _register_views()
-    if view not in VIEWS:
-        raise ValueError(f"unknown image view {view!r}; expected one of {sorted(VIEWS)}")
+    transform = _transform(view)
     c = encoder.config
     kind = f"image-{c.image_size}px-blocks{'_'.join(map(str, c.pooled_blocks))}-colour{c.colour_bins}"
-    return _cached(cache_dir, _key(kind, view, paths), lambda: encoder.encode(list(paths), transform=VIEWS[view], progress=progress))
+    return _cached(cache_dir, _key(kind, view, paths), lambda: encoder.encode(list(paths), transform=transform, progress=progress))
 
 
 def text_features(encoder, texts: Sequence[str], cache_dir: Path | None = None, progress: bool = False) -> np.ndarray:
@@ -84,5 +84,5 @@ def colour_features(paths: Sequence[str], bins: int, view: str = "plain", cache_
     """[n, bins**3] colour histograms (see shelfwise.encoders.image.colour_histogram) for one view."""
     from shelfwise.encoders.image import colour_features as compute
 
-    _register_views()
-    return _cached(cache_dir, _key(f"colour{bins}", view, paths), lambda: compute(list(paths), bins, VIEWS[view]).vectors)
+    transform = _transform(view)
+    return _cached(cache_dir, _key(f"colour{bins}", view, paths), lambda: compute(list(paths), bins, transform).vectors)
