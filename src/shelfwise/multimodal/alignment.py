@@ -444,6 +444,12 @@ class Aligner:
         return self.model
 
     @property
+    def unit_vectors(self) -> bool:
+        """Whether retrieval vectors are unit length (shared heads), so a mean of two (an item's
+        photo and name) is renormalised; with photo probes item vectors hold log-probabilities."""
+        return self._check().photo_probes is None
+
+    @property
     def dim(self) -> int:
         """Length of the vectors :meth:`embed_images` / :meth:`embed_texts` return."""
         return self.config.dim + sum(len(v) for v in self.vocabs.values())

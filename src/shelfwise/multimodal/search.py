@@ -96,7 +96,7 @@ class MultimodalSearch:
         for i in np.flatnonzero(~usable & ~has_path):
             self.skipped[str(items["item_id"].iloc[i])] = "no title and no image"
         vectors = total / np.maximum(count, 1)[:, None]
-        if aligner.model.photo_probes is None:  # unit vectors; item vectors with log-probabilities stay as they are
+        if aligner.unit_vectors:
             vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
         return vectors, usable
 
