@@ -24,6 +24,18 @@ def test_spelling_correction():
     assert corrector.correct("20v xyzzyq") == "20v xyzzyq"  # codes and hopeless words are left alone
 
 
+def test_corrections_are_remembered_until_the_vocabulary_changes(monkeypatch):
+    corrector = SpellingCorrector().fit(TITLES)
+    computed = []
+    original = corrector._correct_unknown
+    monkeypatch.setattr(corrector, "_correct_unknown", lambda word: computed.append(word) or original(word))
+    assert corrector.correct("cordles hamer") == corrector.correct("cordles hamer") == "cordless hammer"
+    assert computed == ["cordles", "hamer"]  # the second query was answered from memory
+    corrector.add(["Cordles Brand Saw"])  # now a word the shop uses: it must not be "corrected" any more
+    assert corrector.correct("cordles hamer") == "cordles hammer"
+    assert computed == ["cordles", "hamer", "hamer"]
+
+
 def test_suggestions_rank_past_queries_first():
     suggester = QuerySuggester(min_title_count=1).fit(TITLES, QUERIES)
     out = suggester.suggest("cord", top=3)

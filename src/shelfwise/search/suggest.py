@@ -45,6 +45,9 @@ def edit_distance(a: str, b: str) -> int:
     return previous[-1]
 
 
+MEMO_SIZE = 100_000  # corrections remembered (a few MB)
+
+
 class SpellingCorrector:
     """``fit(texts)`` learns the vocabulary (``add(texts)`` grows it); ``correct(query)`` fixes unknown words."""
 
@@ -55,9 +58,14 @@ class SpellingCorrector:
         self.min_split_count = min_split_count  # both halves of a split word must be this common
         self.counts: Counter[str] = Counter()
         self._by_delete: dict[str, list[str]] = {}
+        # Unknown word -> its correction. A hybrid search corrects the same query for the keyword
+        # query, the semantic query and the learned fusion's features; an unknown word costs ~0.3 ms
+        # over Home Depot's 26k title words, a remembered one ~2 us. Emptied whenever the vocabulary
+        # changes, and when full.
+        self._memo: dict[str, str] = {}
 
     def fit(self, texts: Iterable[str]) -> "SpellingCorrector":
-        self.counts, self._by_delete = Counter(), {}
+        self.counts, self._by_delete, self._memo = Counter(), {}, {}
         return self.add(texts)
 
     def add(self, texts: Iterable[str]) -> "SpellingCorrector":
@@ -66,6 +74,8 @@ class SpellingCorrector:
 
     def add_counts(self, counts: Mapping[str, int]) -> "SpellingCorrector":
         """Learn words with their counts (e.g. :attr:`counts` saved by another corrector)."""
+        if counts:
+            self._memo = {}  # a new word or a new count can change a correction
         for word, count in counts.items():
             before = self.counts[word]
             self.counts[word] = before + count
@@ -77,6 +87,14 @@ class SpellingCorrector:
     def correct_word(self, word: str) -> str:
         if word in self.counts or len(word) < self.min_length or any(c.isdigit() for c in word):
             return word
+        corrected = self._memo.get(word)
+        if corrected is None:
+            if len(self._memo) >= MEMO_SIZE:
+                self._memo = {}
+            corrected = self._memo[word] = self._correct_unknown(word)
+        return corrected
+
+    def _correct_unknown(self, word: str) -> str:
         keys = {word} | _deletes(word)
         if self.max_distance >= 2:
             keys |= {d2 for d1 in _deletes(word) for d2 in _deletes(d1)}
