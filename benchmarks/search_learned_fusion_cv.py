@@ -37,7 +37,7 @@ def main() -> None:
     from shelfwise.config import settings
     from shelfwise.encoders import load_text_encoder
     from shelfwise.search.engine import SearchEngine, read_products
-    from shelfwise.search.learned_fusion import LearnedFusion, candidate_features
+    from shelfwise.search.learned_fusion import LearnedFusion
     from shelfwise.tuning.judgments import HOMEDEPOT_SPLIT, query_gains, read_judgments, split_by_query
     from shelfwise.tuning.validation import ndcg_at_k
 
@@ -53,7 +53,7 @@ def main() -> None:
         out = []
         for query, (keyword, semantic) in zip(gains, hybrid.retrieve_many(list(gains), depth)):
             head = [h.item_id for h in hybrid.fuse(keyword, semantic)[:100]]
-            features = candidate_features(hybrid.query_tokens(query), keyword, semantic, head, hybrid.item_tokens)
+            features = hybrid.candidate_features(query, keyword, semantic, head)
             out.append((gains[query], keyword, semantic, head, features))
         return out
 

@@ -19,12 +19,17 @@ def test_features_describe_each_candidate():
     keyword = [Hit("a", 8.0), Hit("b", 4.0)]
     semantic = [Hit("b", 0.9), Hit("c", 0.5)]
     tokens = {"a": ["deck", "board", "screw"], "b": ["board", "deck"], "c": ["fan"]}
-    x = candidate_features(["deck", "board"], keyword, semantic, ["a", "b", "c"], tokens.get)
+    query = np.array([1.0, 0.0, 0.0], np.float32)
+    vectors = np.array([[0.6, 0.8, 0.0], [0.9, 0.0, np.sqrt(0.19)], [0.5, 0.0, np.sqrt(0.75)]], np.float32)
+    x = candidate_features(["deck", "board"], keyword, semantic, ["a", "b", "c"], tokens.get, query, vectors)
     assert x.shape == (3, len(FEATURES))
     assert x[:, column("keyword_score")] == pytest.approx([1.0, 0.5, 0.0])
     assert x[:, column("in_keyword")].tolist() == [1, 1, 0] and x[:, column("in_semantic")].tolist() == [0, 1, 1]
-    assert x[:, column("semantic_score")] == pytest.approx([0.5, 0.9, 0.5])  # absent: the list's lowest cosine
-    assert x[:, column("semantic_gap")] == pytest.approx([-0.4, 0.0, -0.4])
+    # The cosine is read from the vectors, also for "a", which semantic search did not return.
+    assert x[:, column("semantic_score")] == pytest.approx([0.6, 0.9, 0.5], abs=1e-6)
+    assert x[:, column("semantic_gap")] == pytest.approx([-0.3, 0.0, -0.4], abs=1e-6)
+    centroid = vectors.mean(0) / np.linalg.norm(vectors.mean(0))  # the first three candidates
+    assert x[:, column("feedback_cosine")] == pytest.approx(vectors @ centroid, abs=1e-6)
     assert x[:, column("word_coverage")].tolist() == [1.0, 1.0, 0.0]
     assert x[:, column("pair_coverage")].tolist() == [1.0, 0.0, 0.0]  # only "a" has "deck board" side by side
 

@@ -26,6 +26,32 @@ def test_search_finds_itself(exact_below):
 
 
 @pytest.mark.parametrize("exact_below", [1000, 10])
+def test_stored_vectors_are_given_back(exact_below):
+    vectors = unit(30)
+    index = VectorIndex(dim=8, exact_below=exact_below).fit([f"i{k}" for k in range(30)], vectors)
+    assert index.vectors(["i7", "i2"]) == pytest.approx(vectors[[7, 2]], abs=1e-6)
+    assert not index.vectors(["i1", "new"])[1].any()  # not indexed (yet): zeros
+
+
+def test_the_vector_of_a_query_just_searched_is_not_encoded_again():
+    class CountingEncoder:
+        dim, calls = 8, []
+
+        def encode(self, texts, batch_size=64, progress=False):
+            self.calls.append(list(texts))
+            return unit(len(texts), seed=len(self.calls))
+
+    encoder = CountingEncoder()
+    semantic = SemanticSearch(encoder, VectorIndex(dim=8)).fit(pd.DataFrame({"item_id": ["a", "b"], "title": ["x", "y"]}), unit(2))
+    semantic.search_many(["drill", "hose"], top=1)  # the encoder's first call: unit(2, seed=1)
+    encoder.calls.clear()
+    assert semantic.query_vector("hose") == pytest.approx(unit(2, seed=1)[1])
+    assert encoder.calls == []
+    semantic.query_vector("fan")  # never searched: encoded now
+    assert encoder.calls == [["fan"]]
+
+
+@pytest.mark.parametrize("exact_below", [1000, 10])
 def test_add_replace_remove(exact_below):
     vectors = unit(30)
     index = VectorIndex(dim=8, exact_below=exact_below, rebuild_fraction=0.5).fit([str(k) for k in range(30)], vectors)

@@ -98,11 +98,15 @@ class HybridSearch:
         fused = FUSIONS[self.fusion]([keyword_hits, semantic_hits], self.weights, k=self.rrf_k)
         if self.learned is None or query is None:
             return fused
+        head = [h.item_id for h in fused[: self.learned.depth]]
+        return self.learned.rerank(fused, self.candidate_features(query, keyword_hits, semantic_hits, head))
+
+    def candidate_features(self, query: str, keyword_hits: Sequence[Hit], semantic_hits: Sequence[Hit], candidates: Sequence[str]):
+        """The learned fusion's features of ``candidates`` for ``query`` (see learned_fusion.FEATURES)."""
         from shelfwise.search.learned_fusion import candidate_features
 
-        head = [h.item_id for h in fused[: self.learned.depth]]
-        features = candidate_features(self.query_tokens(query), keyword_hits, semantic_hits, head, self.item_tokens)
-        return self.learned.rerank(fused, features)
+        return candidate_features(self.query_tokens(query), keyword_hits, semantic_hits, candidates, self.item_tokens,
+                                  self.semantic.query_vector(self.keyword.corrected(query)), self.semantic.index.vectors(candidates))
 
     def search(self, text: str, top: int = 10, offset: int = 0, filters: Filters | None = None) -> SearchPage:
         depth = max(self.candidates, top + offset)

@@ -143,6 +143,16 @@ class VectorIndex:
             self._index.add_with_ids(np.ascontiguousarray(vectors[live]), labels[live])
         self._removed = set()
 
+    def vectors(self, item_ids: Sequence[str]) -> np.ndarray:
+        """float32 [len(item_ids), dim]: the stored vectors of these items; zeros for an item not in the
+        index (one the keyword index already has while the vectors are still being built)."""
+        out = np.zeros((len(item_ids), self.dim), np.float32)
+        for row, item_id in enumerate(item_ids):
+            label = self._labels.get(str(item_id))
+            if label is not None:
+                out[row] = self._index.reconstruct(int(label))
+        return out
+
     def search(self, queries: np.ndarray, top: int = 10) -> list[list[tuple[str, float]]]:
         """For each query vector, up to ``top`` (item_id, inner product) pairs, best first."""
         queries = self._check(np.atleast_2d(queries))
@@ -203,6 +213,9 @@ class VectorIndex:
         return self
 
 
+QUERY_MEMORY = 10_000  # query vectors remembered by SemanticSearch (15 MB at 384 dimensions)
+
+
 @contextmanager
 def single_threaded():
     """Run torch and faiss on one thread each. Both keep OpenMP pools that spin while waiting; for a
@@ -239,6 +252,9 @@ class SemanticSearch:
         self.batch_size = batch_size
         self.progress = progress
         self.single_thread_below = single_thread_below
+        # Text -> vector of the latest queries: the learned fusion reads the vector of the query just
+        # searched, and must not pay a second encoder pass for it.
+        self._query_vectors: dict[str, np.ndarray] = {}
 
     def fit(self, items: pd.DataFrame, vectors: np.ndarray | None = None) -> "SemanticSearch":
         """Index ``items``; pass ``vectors`` (aligned with the rows) to skip encoding."""
@@ -259,9 +275,23 @@ class SemanticSearch:
     def search(self, text: str, top: int = 10) -> SearchPage:
         return self.search_many([text], top=top)[0]
 
-    def search_many(self, texts: Sequence[str], top: int = 10) -> list[SearchPage]:
-        """Batch queries: one encoder pass and one faiss call for all of them."""
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """[len(texts), dim] query vectors, remembered for :meth:`query_vector`."""
         with single_threaded() if len(texts) <= self.single_thread_below else nullcontext():
             vectors = self.encoder.encode(list(texts), batch_size=self.batch_size)
+        if len(self._query_vectors) + len(texts) > QUERY_MEMORY:
+            self._query_vectors = {}
+        self._query_vectors.update(zip(texts, vectors))
+        return vectors
+
+    def query_vector(self, text: str) -> np.ndarray:
+        """The vector of ``text`` as a query: remembered from a recent search, else encoded now."""
+        vector = self._query_vectors.get(text)
+        return vector if vector is not None else self.encode_queries([text])[0]
+
+    def search_many(self, texts: Sequence[str], top: int = 10) -> list[SearchPage]:
+        """Batch queries: one encoder pass and one faiss call for all of them."""
+        vectors = self.encode_queries(texts)
+        with single_threaded() if len(texts) <= self.single_thread_below else nullcontext():
             rows = self.index.search(vectors, top=top)
         return [SearchPage(hits=[Hit(item_id, score) for item_id, score in row], total=len(row)) for row in rows]

@@ -401,8 +401,7 @@ class SearchService:
         key = normalise(text)
         vector = self.query_vectors.get(key)
         if vector is None:
-            with single_threaded():
-                vector = self._semantic.encoder.encode([key or text])
+            vector = self._semantic.encode_queries([key or text])  # remembered there too, for the learned fusion
             self.query_vectors.put(key, vector)
         return vector
 
