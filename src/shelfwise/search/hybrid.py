@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from typing import Callable, Mapping, Sequence
 
+import numpy as np
+
 from shelfwise.search.keyword import Filters, Hit, KeywordIndex, SearchPage
 from shelfwise.search.semantic import SemanticSearch
 
@@ -93,20 +95,25 @@ class HybridSearch:
         for item_id in item_ids:
             self._item_tokens.pop(item_id, None)
 
-    def fuse(self, keyword_hits: Sequence[Hit], semantic_hits: Sequence[Hit], query: str | None = None) -> list[Hit]:
-        """The fused ranking; with a learned fusion and the ``query``, its top reordered by the learned model."""
+    def fuse(self, keyword_hits: Sequence[Hit], semantic_hits: Sequence[Hit], query: str | None = None,
+             query_vector: np.ndarray | None = None) -> list[Hit]:
+        """The fused ranking; with a learned fusion and the ``query``, its top reordered by the learned model
+        (pass ``query_vector`` when the caller already has it, so it is not looked up or encoded again)."""
         fused = FUSIONS[self.fusion]([keyword_hits, semantic_hits], self.weights, k=self.rrf_k)
         if self.learned is None or query is None:
             return fused
         head = [h.item_id for h in fused[: self.learned.depth]]
-        return self.learned.rerank(fused, self.candidate_features(query, keyword_hits, semantic_hits, head))
+        return self.learned.rerank(fused, self.candidate_features(query, keyword_hits, semantic_hits, head, query_vector))
 
-    def candidate_features(self, query: str, keyword_hits: Sequence[Hit], semantic_hits: Sequence[Hit], candidates: Sequence[str]):
+    def candidate_features(self, query: str, keyword_hits: Sequence[Hit], semantic_hits: Sequence[Hit], candidates: Sequence[str],
+                           query_vector: np.ndarray | None = None):
         """The learned fusion's features of ``candidates`` for ``query`` (see learned_fusion.FEATURES)."""
         from shelfwise.search.learned_fusion import candidate_features
 
+        if query_vector is None:
+            query_vector = self.semantic.query_vector(self.keyword.corrected(query))
         return candidate_features(self.query_tokens(query), keyword_hits, semantic_hits, candidates, self.item_tokens,
-                                  self.semantic.query_vector(self.keyword.corrected(query)), self.semantic.index.vectors(candidates))
+                                  np.asarray(query_vector).reshape(-1), self.semantic.index.vectors(candidates))
 
     def search(self, text: str, top: int = 10, offset: int = 0, filters: Filters | None = None) -> SearchPage:
         depth = max(self.candidates, top + offset)

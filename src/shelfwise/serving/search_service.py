@@ -386,7 +386,7 @@ class SearchService:
                 semantic_hits = [h for h in semantic_hits if h.item_id in allowed]
         keyword_ids = {h.item_id for h in keyword_hits}
         semantic_ids = {h.item_id for h in semantic_hits}
-        hits = self.engine.hybrid.fuse(keyword_hits, semantic_hits, text) if mode == "hybrid" else semantic_hits
+        hits = self.engine.hybrid.fuse(keyword_hits, semantic_hits, text, vector) if mode == "hybrid" else semantic_hits
         retrievers = {h.item_id: tuple(name for name, ids in (("keyword", keyword_ids), ("semantic", semantic_ids)) if h.item_id in ids)
                       for h in hits}
         return _Retrieved(hits, len(hits), retrievers=retrievers, words=self._query_words(text))
@@ -401,7 +401,8 @@ class SearchService:
         key = normalise(text)
         vector = self.query_vectors.get(key)
         if vector is None:
-            vector = self._semantic.encode_queries([key or text])  # remembered there too, for the learned fusion
+            with single_threaded():
+                vector = self._semantic.encoder.encode([key or text])
             self.query_vectors.put(key, vector)
         return vector
 
