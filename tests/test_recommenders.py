@@ -15,7 +15,7 @@ from shelfwise.recommenders.losses import LossConfig, compute_loss
 from shelfwise.recommenders.neural import SequentialRecommender
 from shelfwise.recommenders.registry import MODELS, build_model, names
 from shelfwise.training.loop import TrainConfig
-from shelfwise.training.sequential import score_histories
+from shelfwise.training.sequential import NextItemTask, score_histories
 
 TINY = {"hidden": 16, "max_len": 8}
 
@@ -82,6 +82,36 @@ def test_losses():
         compute_loss(hidden, targets, items, LossConfig("nope"))
 
 
+def test_future_window_loss_is_cross_entropy_against_the_weighted_next_items():
+    torch.manual_seed(0)
+    hidden, items = torch.randn(3, 8), torch.randn(11, 8)
+    targets = torch.tensor([[4, 7, 2], [5, 9, 0], [6, 0, 0]])  # 0 = no item that far ahead
+    log_probs = torch.log_softmax(torch.cat([torch.full((3, 1), float("-inf")), hidden @ items[1:].T], 1), 1)
+    expected = torch.stack([
+        -(log_probs[0, 4] + 0.5 * log_probs[0, 7] + 0.25 * log_probs[0, 2]) / 1.75,
+        -(log_probs[1, 5] + 0.5 * log_probs[1, 9]) / 1.5,
+        -log_probs[2, 6],
+    ]).mean()
+    config = LossConfig("ce", future_window=3, future_decay=0.5)
+    assert torch.allclose(compute_loss(hidden, targets, items, config), expected)
+    # One column is the plain next-item cross-entropy.
+    assert torch.allclose(compute_loss(hidden, targets[:, :1], items, config), compute_loss(hidden, targets[:, 0], items, LossConfig("ce")))
+    with pytest.raises(ValueError, match="future_window"):
+        LossConfig("sampled", future_window=3)
+    with pytest.raises(ValueError, match="at least 1"):
+        LossConfig("ce", future_window=0)
+
+
+def test_future_window_batches_hold_the_items_after_each_position():
+    seqs = Sequences.from_lists([[1, 2, 3, 4]], n_items=4)
+    model = build_model("sasrec", 4, hidden=8, max_len=10)
+    task = NextItemTask(model, seqs, loss=LossConfig("ce", future_window=3))
+    ((inputs, targets),) = task.batches(0, np.random.default_rng(0))
+    assert inputs.tolist() == [[1, 2, 3]]
+    assert targets.tolist() == [[[2, 3, 4], [3, 4, 0], [4, 0, 0]]]
+    assert torch.isfinite(task.loss(model, (inputs, targets)))
+
+
 def test_baselines_keep_the_contract():
     seqs = cyclic_sequences()
     split = leave_one_out(seqs)
@@ -130,7 +160,7 @@ def weak_sasrec(**kwargs) -> SequentialRecommender:
 def test_transitions_blend_is_chosen_on_validation_and_saved(tmp_path):
     split = leave_one_out(cyclic_sequences())
     rec = weak_sasrec().fit(split.train, split.valid_history, split.valid_target)
-    assert rec.transitions_weight_ > 0 and rec.blend_validation_[rec.transitions_weight_] > rec.blend_validation_[0.0]
+    assert rec.transitions_weight_ > 0 and rec.blend_validation_[rec.transitions_weight_]["ndcg@10"] > rec.blend_validation_[0.0]["ndcg@10"]
     alone = weak_sasrec(transitions_weight=0).fit(split.train, split.valid_history, split.valid_target)
     assert alone.transitions_ is None  # the network alone keeps no counts to update
     # History items left out, as in the benchmark protocol (the transitions also count what came before).

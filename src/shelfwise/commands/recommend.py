@@ -181,7 +181,8 @@ def run_sequential_benchmark(data: Path, model: str, out: Path, overrides: dict[
                       "network_epochs": refit_epochs if hasattr(recommender, "partial_fit") else 0},
         },
         "transitions_weight": getattr(recommender, "transitions_weight_", None),
-        "blend_validation": {str(w): v for w, v in getattr(recommender, "blend_validation_", {}).items()},
+        "blend_validation": {str(w): {k: m[k] for k in ("ndcg@10", "hr@10")}  # per candidate weight; "valid" is the network alone
+                             for w, m in getattr(recommender, "blend_validation_", {}).items()},
         "valid": valid_metrics,
         "test": test_metrics,
         **by_kind,

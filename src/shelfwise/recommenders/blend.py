@@ -45,9 +45,9 @@ def _mix(probabilities: torch.Tensor, follows: torch.Tensor, weight: float) -> t
 
 
 def choose_weight(network: Callable[[Sequences], torch.Tensor], transitions: ItemTransitions, histories: Sequences,
-                  targets: np.ndarray, mask_history: bool, metric: str = "ndcg@10") -> tuple[float, dict[float, float]]:
-    """The weight of ``WEIGHTS`` with the best validation ``metric``, and the metric of each. Each
-    batch is scored by the network and the transitions once, for all weights."""
+                  targets: np.ndarray, mask_history: bool, metric: str = "ndcg@10") -> tuple[float, dict[float, dict[str, float]]]:
+    """The weight of ``WEIGHTS`` with the best validation ``metric``, and the validation metrics of
+    each weight. Each batch is scored by the network and the transitions once, for all weights."""
     def scorings(batch: Sequences) -> dict[float, torch.Tensor]:
         scores = network(batch)
         probabilities, follows = torch.softmax(scores, dim=1), _follows(transitions, batch)
@@ -55,8 +55,8 @@ def choose_weight(network: Callable[[Sequences], torch.Tensor], transitions: Ite
 
     # Small batches: all weights' score matrices of a batch are alive at once.
     results = evaluate_rankings(scorings, histories, targets, mask_history=mask_history, batch_size=256)
-    values = {w: metrics[metric] for w, (metrics, _) in results.items()}
-    best = max(values, key=lambda w: (values[w], -w))  # ties go to the smaller weight
+    values = {w: metrics for w, (metrics, _) in results.items()}
+    best = max(values, key=lambda w: (values[w][metric], -w))  # ties go to the smaller weight
     return best, values
 
 

@@ -3,7 +3,9 @@ that have a target, the target item indexes ``[n]`` and the item table ``[n_item
 (row 0 = padding, never a valid answer), and returns a scalar.
 
 * ``ce``: full-softmax cross-entropy over every item: the strongest, and cheap up to a few
-  hundred thousand items at these batch shapes.
+  hundred thousand items at these batch shapes. With ``future_window`` K > 1, targets are
+  ``[n, K]``: the next item and the K - 1 after it (0 = none), the k-th weighing
+  ``future_decay ** (k - 1)``; the loss is the cross-entropy against that weighted distribution.
 * ``sampled``: softmax over the target and ``n_negatives`` uniformly sampled items shared
   across the batch, with the log-Q correction; for catalogues too large for a full softmax.
 * ``bce``: binary cross-entropy with one random negative per target, as in the original
@@ -23,11 +25,25 @@ class LossConfig:
     name: str = "ce"  # a key of LOSSES
     n_negatives: int = 256  # for "sampled"
     label_smoothing: float = 0.0  # for "ce"
+    future_window: int = 1  # for "ce": also learn the items up to this many places after the position
+    future_decay: float = 0.5  # weight of the k-th of those: future_decay ** (k - 1)
+
+    def __post_init__(self):
+        if self.future_window < 1:
+            raise ValueError(f"future_window must be at least 1, got {self.future_window}")
+        if self.future_window > 1 and (self.name != "ce" or self.label_smoothing):
+            raise ValueError("future_window > 1 works with loss 'ce' without label smoothing only")
 
 
 def full_softmax(hidden: torch.Tensor, targets: torch.Tensor, items: torch.Tensor, config: LossConfig) -> torch.Tensor:
     logits = hidden @ items.T
     logits[:, 0] = float("-inf")  # padding is never the answer
+    if targets.dim() == 2:  # the next item and the ones after it
+        weights = config.future_decay ** torch.arange(targets.shape[1], dtype=hidden.dtype, device=hidden.device)
+        weights = weights * (targets > 0)
+        # Missing targets (0) read the -inf padding column; zero them, as 0 * -inf is NaN.
+        log_probs = torch.log_softmax(logits, dim=-1).gather(1, targets).masked_fill(targets == 0, 0.0)
+        return -((weights * log_probs).sum(1) / weights.sum(1)).mean()
     if config.label_smoothing:
         # Smoothing mass goes to real items only: the -inf padding column would make it NaN.
         return F.cross_entropy(logits[:, 1:], targets - 1, label_smoothing=config.label_smoothing)

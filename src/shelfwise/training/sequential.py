@@ -65,10 +65,18 @@ class NextItemTask:
         for index in length_batches(self.lengths, self.batch_size, rng):
             rows = trim(self.rows[index])
             if self.objective == "next":
-                out.append((torch.from_numpy(rows[:, :-1].copy()), torch.from_numpy(rows[:, 1:].copy())))
+                out.append((torch.from_numpy(rows[:, :-1].copy()), torch.from_numpy(self._next_targets(rows))))
             else:
                 out.append(self._mask(rows, rng))
         return out
+
+    def _next_targets(self, rows: np.ndarray) -> np.ndarray:
+        """[b, w - 1] next items, or [b, w - 1, K] the next item and the K - 1 after it (0 = none)."""
+        k = self.loss_config.future_window
+        if k == 1:
+            return rows[:, 1:].copy()
+        padded = np.pad(rows, ((0, 0), (0, k - 1)))
+        return np.stack([padded[:, 1 + j : rows.shape[1] + j] for j in range(k)], axis=-1)
 
     def _mask(self, rows: np.ndarray, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         real = rows > 0
@@ -81,7 +89,7 @@ class NextItemTask:
     def loss(self, model: nn.Module, batch) -> torch.Tensor:
         inputs, targets = batch
         hidden = model(inputs)
-        where = targets > 0
+        where = (targets[..., 0] if targets.dim() == 3 else targets) > 0
         return compute_loss(hidden[where], targets[where], unwrap(model).output_embeddings(), self.loss_config)
 
     def evaluate(self, model: nn.Module) -> dict[str, float]:
