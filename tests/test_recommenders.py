@@ -110,6 +110,8 @@ def test_future_window_batches_hold_the_items_after_each_position():
     assert inputs.tolist() == [[1, 2, 3]]
     assert targets.tolist() == [[[2, 3, 4], [3, 4, 0], [4, 0, 0]]]
     assert torch.isfinite(task.loss(model, (inputs, targets)))
+    with pytest.raises(ValueError, match="next-item model"):
+        NextItemTask(build_model("bert4rec", 4, hidden=8, max_len=10), seqs, loss=LossConfig("ce", future_window=3))
 
 
 def test_baselines_keep_the_contract():

@@ -52,6 +52,8 @@ class NextItemTask:
         self.loss_config = loss or LossConfig()
         self.batch_size = batch_size
         self.objective = model.objective
+        if self.loss_config.future_window > 1 and self.objective != "next":
+            raise ValueError(f"loss future_window > 1 needs a next-item model; {type(unwrap(model)).__name__} predicts masked items")
         self.mask_token = getattr(model, "mask_token", 0)
         self.mask_ratio = getattr(model.config, "mask_ratio", 0.0)
         width = model.config.max_len + (1 if self.objective == "next" else 0)
