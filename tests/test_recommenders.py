@@ -96,10 +96,10 @@ def test_future_window_loss_is_cross_entropy_against_the_weighted_next_items():
     assert torch.allclose(compute_loss(hidden, targets, items, config), expected)
     # One column is the plain next-item cross-entropy.
     assert torch.allclose(compute_loss(hidden, targets[:, :1], items, config), compute_loss(hidden, targets[:, 0], items, LossConfig("ce")))
-    with pytest.raises(ValueError, match="future_window"):
-        LossConfig("sampled", future_window=3)
     with pytest.raises(ValueError, match="at least 1"):
         LossConfig("ce", future_window=0)
+    with pytest.raises(ValueError, match="future_decay"):
+        LossConfig("ce", future_decay=0)
 
 
 def test_future_window_batches_hold_the_items_after_each_position():
@@ -110,8 +110,10 @@ def test_future_window_batches_hold_the_items_after_each_position():
     assert inputs.tolist() == [[1, 2, 3]]
     assert targets.tolist() == [[[2, 3, 4], [3, 4, 0], [4, 0, 0]]]
     assert torch.isfinite(task.loss(model, (inputs, targets)))
-    with pytest.raises(ValueError, match="next-item model"):
-        NextItemTask(build_model("bert4rec", 4, hidden=8, max_len=10), seqs, loss=LossConfig("ce", future_window=3))
+    # One target where the loss or the model has no window: sampled softmax, masked-item prediction.
+    ((_, sampled_targets),) = NextItemTask(model, seqs, loss=LossConfig("sampled", future_window=3)).batches(0, np.random.default_rng(0))
+    assert sampled_targets.tolist() == [[2, 3, 4]]
+    assert NextItemTask(build_model("bert4rec", 4, hidden=8, max_len=10), seqs, loss=LossConfig("ce", future_window=3)).window == 1
 
 
 def test_baselines_keep_the_contract():

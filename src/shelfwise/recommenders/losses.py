@@ -25,14 +25,21 @@ class LossConfig:
     name: str = "ce"  # a key of LOSSES
     n_negatives: int = 256  # for "sampled"
     label_smoothing: float = 0.0  # for "ce"
-    future_window: int = 1  # for "ce": also learn the items up to this many places after the position
-    future_decay: float = 0.5  # weight of the k-th of those: future_decay ** (k - 1)
+    # "ce" without label smoothing, next-item models: learn the items up to this many places after each
+    # position, the k-th weighing future_decay ** (k - 1). 5 / 0.7 were chosen on Beauty's validation step
+    # (window 1 = the next item only; docs/benchmarks.md). Other losses and masked-item models learn the one target they have.
+    future_window: int = 5
+    future_decay: float = 0.7
 
     def __post_init__(self):
         if self.future_window < 1:
             raise ValueError(f"future_window must be at least 1, got {self.future_window}")
-        if self.future_window > 1 and (self.name != "ce" or self.label_smoothing):
-            raise ValueError("future_window > 1 works with loss 'ce' without label smoothing only")
+        if not 0 < self.future_decay <= 1:
+            raise ValueError(f"future_decay must be in (0, 1], got {self.future_decay}")
+
+    def window(self, objective: str) -> int:
+        """How many items ahead a model with ``objective`` ("next" or "masked") learns with this loss."""
+        return self.future_window if objective == "next" and self.name == "ce" and not self.label_smoothing else 1
 
 
 def full_softmax(hidden: torch.Tensor, targets: torch.Tensor, items: torch.Tensor, config: LossConfig) -> torch.Tensor:

@@ -52,8 +52,7 @@ class NextItemTask:
         self.loss_config = loss or LossConfig()
         self.batch_size = batch_size
         self.objective = model.objective
-        if self.loss_config.future_window > 1 and self.objective != "next":
-            raise ValueError(f"loss future_window > 1 needs a next-item model; {type(unwrap(model)).__name__} predicts masked items")
+        self.window = self.loss_config.window(self.objective)
         self.mask_token = getattr(model, "mask_token", 0)
         self.mask_ratio = getattr(model.config, "mask_ratio", 0.0)
         width = model.config.max_len + (1 if self.objective == "next" else 0)
@@ -74,7 +73,7 @@ class NextItemTask:
 
     def _next_targets(self, rows: np.ndarray) -> np.ndarray:
         """[b, w - 1] next items, or [b, w - 1, K] the next item and the K - 1 after it (0 = none)."""
-        k = self.loss_config.future_window
+        k = self.window
         if k == 1:
             return rows[:, 1:].copy()
         padded = np.pad(rows, ((0, 0), (0, k - 1)))
