@@ -100,6 +100,8 @@ def test_future_window_loss_is_cross_entropy_against_the_weighted_next_items():
         LossConfig("ce", future_window=0)
     with pytest.raises(ValueError, match="future_decay"):
         LossConfig("ce", future_decay=0)
+    with pytest.raises(ValueError, match="future_window must be an integer, got 'abc'"):
+        LossConfig("ce", future_window="abc")  # what `--set loss.future_window=abc` passes
 
 
 def test_future_window_batches_hold_the_items_after_each_position():

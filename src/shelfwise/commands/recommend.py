@@ -399,7 +399,8 @@ def run_session_benchmark(data: Path, model: str, out: Path, overrides: dict[str
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Folder for metrics.json and test_top100.tsv.")
 @click.option("--epochs", type=int, default=None, help="Override the number of epochs.")
 @click.option("--set", "settings", multiple=True, metavar="SECTION.KEY=VALUE",
-              help="Override a setting, e.g. model.hidden=64, train.lr=0.002, loss.name=sampled, loss.n_negatives=512.")
+              help="Override a setting, e.g. model.hidden=64, train.lr=0.002, loss.name=sampled, loss.n_negatives=512, "
+                   "loss.future_window=1 (learn the next item only).")
 @click.option("--item-repr", type=click.Choice(["id", "text", "text+id"]), default=None,
               help="Item vectors: learned IDs (default), projected frozen MiniLM text vectors, or both (needs --format recbole-text). "
                    "Same as --set model.item_repr=...")

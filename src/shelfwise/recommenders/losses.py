@@ -32,6 +32,10 @@ class LossConfig:
     future_decay: float = 0.7
 
     def __post_init__(self):
+        for name, kind in (("n_negatives", int), ("future_window", int), ("label_smoothing", (int, float)), ("future_decay", (int, float))):
+            value = getattr(self, name)
+            if not isinstance(value, kind) or isinstance(value, bool):
+                raise ValueError(f"loss {name} must be {'an integer' if kind is int else 'a number'}, got {value!r}")
         if self.future_window < 1:
             raise ValueError(f"future_window must be at least 1, got {self.future_window}")
         if not 0 < self.future_decay <= 1:
