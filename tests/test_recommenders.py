@@ -178,6 +178,17 @@ def test_transitions_blend_is_chosen_on_validation_and_saved(tmp_path):
     assert np.allclose(again.score(split.test_history), rec.score(split.test_history), equal_nan=True)
 
 
+def test_blend_leaves_items_the_transitions_never_saw_to_the_network():
+    from shelfwise.recommenders.blend import blended_scores
+
+    transitions = ItemTransitions().fit(Sequences.from_lists([[1, 2], [2, 1]], n_items=3))  # item 3 is new
+    network = torch.tensor([[float("-inf"), 0.0, 0.0, 1.0]])
+    probabilities = torch.softmax(network, dim=1)
+    blended = blended_scores(network, transitions, Sequences.from_lists([[1]], n_items=3), 0.5)
+    assert torch.isclose(blended[0, 3], probabilities[0, 3])  # not halved: the counts know nothing of it
+    assert blended[0, 2] > probabilities[0, 2] and torch.isinf(blended[0, 0])  # 2 followed 1: raised
+
+
 def test_partial_fit_learns_the_newest_transitions():
     split = leave_one_out(cyclic_sequences())
     rec = weak_sasrec(transitions_weight=0.5).fit(split.train, split.valid_history, split.valid_target)

@@ -29,11 +29,17 @@ def blended_scores(network_scores: torch.Tensor, transitions: ItemTransitions | 
     """[n, n_items + 1] scores (column 0 = -inf): the network's logits when ``weight`` is 0, else blended probabilities."""
     if not weight or transitions is None:
         return network_scores
-    return _mix(torch.softmax(network_scores, dim=1), _follows(transitions, histories), weight)
+    probabilities = torch.softmax(network_scores, dim=1)
+    return _mix(probabilities, _follows(transitions, histories, probabilities), weight)
 
 
-def _follows(transitions: ItemTransitions, histories: Sequences) -> torch.Tensor:
+def _follows(transitions: ItemTransitions, histories: Sequences, probabilities: torch.Tensor) -> torch.Tensor:
+    """The transitions' next-item distribution. An item the counts never saw (new in the catalogue)
+    takes the network's probability instead: the counts say nothing about it, and a zero would bury
+    it under every item that ever followed anything (text-aware cold items scored 0 HR@10 that way)."""
     follows = torch.from_numpy(transitions.score(histories))
+    unseen = torch.from_numpy(transitions.popularity_ == 0)
+    follows[:, unseen] = probabilities[:, unseen]
     follows[:, 0] = 0.0  # the padding column, -inf in scores, would poison the sum
     return follows
 
@@ -50,7 +56,8 @@ def choose_weight(network: Callable[[Sequences], torch.Tensor], transitions: Ite
     each weight. Each batch is scored by the network and the transitions once, for all weights."""
     def scorings(batch: Sequences) -> dict[float, torch.Tensor]:
         scores = network(batch)
-        probabilities, follows = torch.softmax(scores, dim=1), _follows(transitions, batch)
+        probabilities = torch.softmax(scores, dim=1)
+        follows = _follows(transitions, batch, probabilities)
         return {w: _mix(probabilities, follows, w) if w else scores for w in WEIGHTS}
 
     # Small batches: all weights' score matrices of a batch are alive at once.
