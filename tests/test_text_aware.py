@@ -67,15 +67,15 @@ def test_gated_fusion_trains():
 
 
 def test_id_dropout_drops_id_parts_in_training_only():
-    rec = tiny(item_text=topic_catalogue(), item_repr="text+id")
-    rec.model_config["id_dropout"] = 0.5
-    rec.fit(topic_sessions(40, cold=set()))
+    rec = tiny(item_text=topic_catalogue(), item_repr="text+id").fit(topic_sessions(40, cold=set()))  # the default dropout
     table = rec.network_.item_embedding
     table.eval()
     assert torch.equal(table.weight, table.weight)  # deterministic at inference
     table.train()
     torch.manual_seed(1)
     assert not torch.equal(table.weight, table.weight)  # a fresh draw of dropped ID parts per batch
+    table.id_dropout = 0.0  # model.id_dropout=0: every item keeps its ID part in training too
+    assert torch.equal(table.weight, table.weight)
 
 
 def test_near_identical_texts_get_near_identical_scores():

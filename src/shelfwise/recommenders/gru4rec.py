@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from shelfwise.recommenders.item_repr import item_embedding
+from shelfwise.recommenders.item_repr import ID_DROPOUT, item_embedding
 
 
 @dataclass
@@ -25,7 +25,7 @@ class GRU4RecConfig:
     item_repr: str = "id"  # "id", "text" or "text+id": see item_repr.py
     text_dim: int = 384
     fusion: str = "sum"
-    id_dropout: float = 0.0
+    id_dropout: float = ID_DROPOUT
 
 
 class _Recurrent(nn.Module):

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from shelfwise.recommenders.item_repr import item_embedding
+from shelfwise.recommenders.item_repr import ID_DROPOUT, item_embedding
 
 
 @dataclass
@@ -29,7 +29,7 @@ class SASRecConfig:
     item_repr: str = "id"  # "id", "text" or "text+id": see item_repr.py
     text_dim: int = 384  # size of the frozen item text vectors (MiniLM)
     fusion: str = "sum"  # text+id: "sum" or "gated"
-    id_dropout: float = 0.0  # text+id: share of items trained without their ID part per batch (see item_repr.py)
+    id_dropout: float = ID_DROPOUT  # text+id: share of items trained without their ID part per batch (see item_repr.py)
 
 
 class Block(nn.Module):
