@@ -51,10 +51,10 @@ def main() -> None:
         """Per query: (gains, keyword hits, semantic hits, weighted top 100 ids, their features)."""
         gains = query_gains(parts[part])
         out = []
-        for query, (keyword, semantic) in zip(gains, hybrid.retrieve_many(list(gains), depth)):
-            head = [h.item_id for h in hybrid.fuse(keyword, semantic)[:100]]
-            features = hybrid.candidate_features(query, keyword, semantic, head)
-            out.append((gains[query], keyword, semantic, head, features))
+        for query, found in zip(gains, hybrid.retrieve_many(list(gains), depth)):
+            head = [h.item_id for h in hybrid.fuse(found.keyword, found.semantic)[:100]]
+            features = hybrid.candidate_features(query, found.keyword, found.semantic, head, found.vector)
+            out.append((gains[query], found.keyword, found.semantic, head, features))
         return out
 
     def learned_order(fusion, row):

@@ -102,4 +102,5 @@ def test_hybrid_search_reorders_its_top_with_a_learned_fusion():
     assert plain.search("garden hose", top=1).item_ids == ["p2"]  # the shorter title wins BM25
     assert hybrid.search("garden hose", top=1).item_ids == ["p1"]
     assert [p.item_ids[0] for p in hybrid.search_many(["garden hose"], top=2)] == ["p1"]
-    assert hybrid.fuse(*hybrid.retrieve_many(["garden hose"], 4)[0]) == plain.fuse(*plain.retrieve_many(["garden hose"], 4)[0])
+    found, plain_found = hybrid.retrieve_many(["garden hose"], 4)[0], plain.retrieve_many(["garden hose"], 4)[0]
+    assert hybrid.fuse(found.keyword, found.semantic) == plain.fuse(plain_found.keyword, plain_found.semantic)

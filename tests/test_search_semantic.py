@@ -33,7 +33,12 @@ def test_stored_vectors_are_given_back(exact_below):
     assert not index.vectors(["i1", "new"])[1].any()  # not indexed (yet): zeros
 
 
-def test_the_vector_of_a_query_just_searched_is_not_encoded_again():
+def test_hybrid_encodes_each_query_once_and_the_learned_fusion_reads_that_vector():
+    """The learned fusion's cosine features use the vector the semantic side searched with, not a second encoding."""
+    from shelfwise.search.hybrid import HybridSearch
+    from shelfwise.search.keyword import KeywordIndex
+    from shelfwise.search.learned_fusion import LearnedFusion
+
     class CountingEncoder:
         dim, calls = 8, []
 
@@ -41,14 +46,18 @@ def test_the_vector_of_a_query_just_searched_is_not_encoded_again():
             self.calls.append(list(texts))
             return unit(len(texts), seed=len(self.calls))
 
+    items = pd.DataFrame({"item_id": ["a", "b"], "title": ["cordless drill", "garden hose"]})
     encoder = CountingEncoder()
-    semantic = SemanticSearch(encoder, VectorIndex(dim=8)).fit(pd.DataFrame({"item_id": ["a", "b"], "title": ["x", "y"]}), unit(2))
-    semantic.search_many(["drill", "hose"], top=1)  # the encoder's first call: unit(2, seed=1)
-    encoder.calls.clear()
-    assert semantic.query_vector("hose") == pytest.approx(unit(2, seed=1)[1])
-    assert encoder.calls == []
-    semantic.query_vector("fan")  # never searched: encoded now
-    assert encoder.calls == [["fan"]]
+    semantic = SemanticSearch(encoder, VectorIndex(dim=8)).fit(items, unit(2))
+    learned = LearnedFusion(depth=2)
+    learned.weights = np.ones(learned.mean.shape, np.float32)
+    hybrid = HybridSearch(KeywordIndex().fit(items), semantic, candidates=2, learned=learned,
+                          texts=dict(zip(items["item_id"], items["title"])))
+    hybrid.search("hose", top=2)
+    hybrid.search_many(["drill", "hose"], top=2)
+    assert encoder.calls == [["hose"], ["drill", "hose"]]
+    found = hybrid.retrieve_many(["drill"], 2)[0]
+    assert found.vector == pytest.approx(unit(1, seed=3)[0])  # the third call's vector, as searched
 
 
 @pytest.mark.parametrize("exact_below", [1000, 10])

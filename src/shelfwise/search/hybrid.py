@@ -13,7 +13,7 @@ A learned fusion (``learned_fusion.py``) can then reorder the fused top from ric
 
 from __future__ import annotations
 
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
@@ -48,6 +48,15 @@ FUSIONS: dict[str, Callable[..., list[Hit]]] = {
     "rrf": reciprocal_rank_fusion,
     "weighted": weighted_score_fusion,
 }
+
+
+class Retrieved(NamedTuple):
+    """One query's candidates from both retrievers, and the vector the semantic ones were searched
+    with (the learned fusion reads it; encoding the query twice would double the encoder's cost)."""
+
+    keyword: list[Hit]
+    semantic: list[Hit]
+    vector: np.ndarray
 
 
 class HybridSearch:
@@ -97,43 +106,46 @@ class HybridSearch:
 
     def fuse(self, keyword_hits: Sequence[Hit], semantic_hits: Sequence[Hit], query: str | None = None,
              query_vector: np.ndarray | None = None) -> list[Hit]:
-        """The fused ranking; with a learned fusion and the ``query``, its top reordered by the learned model
-        (pass ``query_vector`` when the caller already has it, so it is not looked up or encoded again)."""
+        """The fused ranking; with a learned fusion and the ``query``, its top reordered by the learned model,
+        which reads ``query_vector`` (the vector the semantic hits were searched with; encoded here if not given)."""
         fused = FUSIONS[self.fusion]([keyword_hits, semantic_hits], self.weights, k=self.rrf_k)
         if self.learned is None or query is None:
             return fused
+        if query_vector is None:
+            query_vector = self.semantic.encode_queries([self.keyword.corrected(query)])
         head = [h.item_id for h in fused[: self.learned.depth]]
         return self.learned.rerank(fused, self.candidate_features(query, keyword_hits, semantic_hits, head, query_vector))
 
     def candidate_features(self, query: str, keyword_hits: Sequence[Hit], semantic_hits: Sequence[Hit], candidates: Sequence[str],
-                           query_vector: np.ndarray | None = None):
+                           query_vector: np.ndarray):
         """The learned fusion's features of ``candidates`` for ``query`` (see learned_fusion.FEATURES)."""
         from shelfwise.search.learned_fusion import candidate_features
 
-        if query_vector is None:
-            query_vector = self.semantic.query_vector(self.keyword.corrected(query))
         return candidate_features(self.query_tokens(query), keyword_hits, semantic_hits, candidates, self.item_tokens,
                                   np.asarray(query_vector).reshape(-1), self.semantic.index.vectors(candidates))
 
     def search(self, text: str, top: int = 10, offset: int = 0, filters: Filters | None = None) -> SearchPage:
         depth = max(self.candidates, top + offset)
         keyword_page = self.keyword.search(text, top=depth, filters=filters)
-        semantic_hits = self.semantic.search(self.keyword.corrected(text), top=depth).hits
+        vector = self.semantic.encode_queries([self.keyword.corrected(text)])
+        semantic_hits = self.semantic.search_vectors(vector, top=depth)[0].hits
         if filters is not None:
             allowed = self.keyword.matching([h.item_id for h in semantic_hits], filters)
             semantic_hits = [h for h in semantic_hits if h.item_id in allowed]
-        fused = self.fuse(keyword_page.hits, semantic_hits, text)
+        fused = self.fuse(keyword_page.hits, semantic_hits, text, vector)
         return SearchPage(hits=fused[offset : offset + top], total=len(fused))
 
-    def retrieve_many(self, texts: Sequence[str], depth: int) -> list[tuple[list[Hit], list[Hit]]]:
-        """(keyword hits, semantic hits) per query, ``depth`` of each (one encoder pass for all)."""
-        semantic_pages = self.semantic.search_many([self.keyword.corrected(t) for t in texts], top=depth)
-        return [(self.keyword.search(text, top=depth).hits, page.hits) for text, page in zip(texts, semantic_pages)]
+    def retrieve_many(self, texts: Sequence[str], depth: int) -> list[Retrieved]:
+        """Both retrievers' hits per query, ``depth`` of each, with the query's vector (one encoder pass for all)."""
+        vectors = self.semantic.encode_queries([self.keyword.corrected(t) for t in texts])
+        pages = self.semantic.search_vectors(vectors, top=depth)
+        return [Retrieved(self.keyword.search(text, top=depth).hits, page.hits, vector)
+                for text, page, vector in zip(texts, pages, vectors)]
 
     def search_many(self, texts: Sequence[str], top: int = 10) -> list[SearchPage]:
         """Batch queries, no filters: for offline runs and evaluation."""
         out = []
-        for text, (keyword_hits, semantic_hits) in zip(texts, self.retrieve_many(texts, max(self.candidates, top))):
-            fused = self.fuse(keyword_hits, semantic_hits, text)
+        for text, found in zip(texts, self.retrieve_many(texts, max(self.candidates, top))):
+            fused = self.fuse(found.keyword, found.semantic, text, found.vector)
             out.append(SearchPage(hits=fused[:top], total=len(fused)))
         return out

@@ -186,8 +186,8 @@ def fit_learned_fusion(hybrid, judgments, fusion: LearnedFusion | None = None) -
     gains = query_gains(judgments)
     queries = list(gains)
     lists = []
-    for query, (keyword_hits, semantic_hits) in zip(queries, hybrid.retrieve_many(queries, max(hybrid.candidates, fusion.depth))):
-        head = [h.item_id for h in hybrid.fuse(keyword_hits, semantic_hits)[: fusion.depth]]
-        features = hybrid.candidate_features(query, keyword_hits, semantic_hits, head)
+    for query, found in zip(queries, hybrid.retrieve_many(queries, max(hybrid.candidates, fusion.depth))):
+        head = [h.item_id for h in hybrid.fuse(found.keyword, found.semantic)[: fusion.depth]]
+        features = hybrid.candidate_features(query, found.keyword, found.semantic, head, found.vector)
         lists.append((features, np.array([gains[query].get(i, 0.0) for i in head], np.float32)))
     return fusion.fit(lists)

@@ -213,7 +213,6 @@ class VectorIndex:
         return self
 
 
-QUERY_MEMORY = 10_000  # query vectors remembered by SemanticSearch (15 MB at 384 dimensions)
 
 
 @contextmanager
@@ -252,9 +251,6 @@ class SemanticSearch:
         self.batch_size = batch_size
         self.progress = progress
         self.single_thread_below = single_thread_below
-        # Text -> vector of the latest queries: the learned fusion reads the vector of the query just
-        # searched, and must not pay a second encoder pass for it.
-        self._query_vectors: dict[str, np.ndarray] = {}
 
     def fit(self, items: pd.DataFrame, vectors: np.ndarray | None = None) -> "SemanticSearch":
         """Index ``items``; pass ``vectors`` (aligned with the rows) to skip encoding."""
@@ -276,22 +272,16 @@ class SemanticSearch:
         return self.search_many([text], top=top)[0]
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
-        """[len(texts), dim] query vectors, remembered for :meth:`query_vector`."""
+        """[len(texts), dim] query vectors, one encoder pass."""
         with single_threaded() if len(texts) <= self.single_thread_below else nullcontext():
-            vectors = self.encoder.encode(list(texts), batch_size=self.batch_size)
-        if len(self._query_vectors) + len(texts) > QUERY_MEMORY:
-            self._query_vectors = {}
-        self._query_vectors.update(zip(texts, vectors))
-        return vectors
+            return self.encoder.encode(list(texts), batch_size=self.batch_size)
 
-    def query_vector(self, text: str) -> np.ndarray:
-        """The vector of ``text`` as a query: remembered from a recent search, else encoded now."""
-        vector = self._query_vectors.get(text)
-        return vector if vector is not None else self.encode_queries([text])[0]
+    def search_vectors(self, vectors: np.ndarray, top: int = 10) -> list[SearchPage]:
+        """One page per row of ``vectors`` (query vectors, as :meth:`encode_queries` gives them), one faiss call."""
+        with single_threaded() if len(vectors) <= self.single_thread_below else nullcontext():
+            rows = self.index.search(vectors, top=top)
+        return [SearchPage(hits=[Hit(item_id, score) for item_id, score in row], total=len(row)) for row in rows]
 
     def search_many(self, texts: Sequence[str], top: int = 10) -> list[SearchPage]:
         """Batch queries: one encoder pass and one faiss call for all of them."""
-        vectors = self.encode_queries(texts)
-        with single_threaded() if len(texts) <= self.single_thread_below else nullcontext():
-            rows = self.index.search(vectors, top=top)
-        return [SearchPage(hits=[Hit(item_id, score) for item_id, score in row], total=len(row)) for row in rows]
+        return self.search_vectors(self.encode_queries(texts), top=top)
