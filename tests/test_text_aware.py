@@ -106,6 +106,19 @@ def test_cold_item_similar_in_text_to_the_target_beats_random():
     assert float((id_ranks < 10).float().mean()) < hr10
 
 
+def test_the_model_keeps_the_text_vectors_centred_and_unit():
+    """A common direction shared by every item is removed: what is left tells the items apart."""
+    vectors = topic_catalogue()
+    vectors[1:] += 2.0 * np.eye(384, dtype=np.float32)[0]  # every item leans the same way
+    model = build_model("sasrec", TOPICS * PER_TOPIC, item_repr="text")
+    set_item_text(model, vectors)
+    stored = model.item_embedding.text_vectors.numpy()
+    assert np.allclose(stored[0], 0) and np.allclose(np.linalg.norm(stored[1:], axis=1), 1, atol=1e-5)
+    assert abs(float(stored[1:].mean(0) @ stored[1:].mean(0))) < 0.05  # the shared direction is gone
+    same_topic, other_topic = stored[1] @ stored[2], stored[1] @ stored[PER_TOPIC + 1]
+    assert same_topic > 0.5 > other_topic
+
+
 def test_text_plus_id_scores_cold_items_by_text_only():
     rec = tiny(item_text=topic_catalogue(), item_repr="text+id").fit(topic_sessions(40, cold={3}))
     table = rec.network_.item_embedding
@@ -183,12 +196,24 @@ def test_bench_sequential_on_a_recbole_text_folder(tmp_path):
 @pytest.mark.parametrize("args,message", [
     (["--format", "recbole-text"], "is not a folder"),
     (["--item-repr", "text"], "needs item text"),
+    (["--item-text", "lora"], "needs --item-repr text or text+id"),
 ])
 def test_bench_sequential_bad_inputs(tmp_path, args, message):
     data = tmp_path / "users.txt"
     data.write_text("1 1 2 3 4\n2 2 3 4 1\n")
     result = bench(tmp_path, "--data", str(data), *args)
     assert result.exit_code != 0 and message in result.output
+
+
+@pytest.mark.slow
+def test_bench_sequential_with_a_lora_adapted_text_encoder(tmp_path):
+    write_recbole(tmp_path / "toy")
+    result = bench(tmp_path, "--data", str(tmp_path / "toy"), "--format", "recbole-text", "--item-repr", "text",
+                   "--item-text", "lora", "--item-text-steps", "3")
+    assert result.exit_code == 0, result.output
+    m = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert m["item_text"]["encoder"] == "lora" and m["item_text"]["tuning"]["steps"] == 3
+    assert list((tmp_path / "home" / "cache").glob("item-text-encoder-lora-*"))
 
 
 def test_bench_sequential_recbole_folder_with_missing_file(tmp_path):
@@ -206,3 +231,37 @@ def test_bench_sequential_user_file_still_works(tmp_path):
     m = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert m["format"] == "user-sequences" and m["config"]["model_config"]["item_repr"] == "id"
     assert m["test_warm"]["cases"] == 10 and not (tmp_path / "run" / "test_sequences.txt").exists()
+
+
+def test_follow_pairs_are_consecutive_different_items_with_text():
+    from shelfwise.recommenders.text_tuning import follow_pairs
+
+    texts = ["pan", "knife", "", "board"]  # item 3 has no text
+    pairs = follow_pairs(Sequences.from_lists([[1, 2, 2, 4], [4, 1, 3, 1], [2]], n_items=4), texts)
+    assert sorted(zip(pairs["query"], pairs["item_id"])) == [("board", "1"), ("knife", "4"), ("pan", "2")]
+    assert (pairs["relevance"] == 3).all()
+
+
+@pytest.mark.slow
+def test_lora_adapted_item_vectors_bring_items_that_follow_each_other_closer(tmp_path):
+    """Shoppers always go from a kind of pan to a kind of spice: after adapting, the encoder puts
+    a pan's text nearer the spice that followed it than the pretrained encoder did."""
+    from shelfwise.recommenders.item_repr import encode_item_texts
+    from shelfwise.recommenders.text_tuning import adapted_item_vectors
+
+    texts = ["cast iron frying pan", "steel saucepan", "nonstick wok", "smoked paprika", "ground cumin", "black peppercorns"]
+    pairs = [[1 + k, 4 + k] for k in range(3)] * 20
+    train = Sequences.from_lists(pairs, n_items=6)
+    valid = Sequences.from_lists([[1], [2], [3]], n_items=6)
+    frozen = encode_item_texts(texts, tmp_path / "cache", progress=False)
+    adapted, metrics = adapted_item_vectors(texts, train, valid, np.array([4, 5, 6]), tmp_path / "cache", max_steps=30)
+    assert adapted.shape == frozen.shape and np.allclose(adapted[0], 0)
+
+    def pan_to_its_spice(vectors):
+        return float(np.mean([vectors[1 + k] @ vectors[4 + k] for k in range(3)]))
+
+    assert pan_to_its_spice(adapted) > pan_to_its_spice(frozen) + 0.02
+    assert metrics["valid_ndcg@10"] >= metrics["valid_ndcg@10_zero_shot"] and metrics["trainable_fraction"] < 0.02
+    again, _ = adapted_item_vectors(texts, train, valid, np.array([4, 5, 6]), tmp_path / "cache", max_steps=30)
+    assert np.array_equal(again, adapted)  # the adapted encoder and its vectors come from the cache
+    assert len(list((tmp_path / "cache").glob("item-text-encoder-lora-*"))) == 1

@@ -78,7 +78,7 @@ REFIT_EPOCHS = 1
 def run_sequential_benchmark(data: Path, model: str, out: Path, overrides: dict[str, dict] | None = None, epochs: int | None = None,
                              seed: int = 0, threads: int = 2, mask_history: bool = True, progress: bool = True, resume: bool = False,
                              data_format: str = "user-sequences", cold_items: float = 0.0, cache_dir: Path | None = None,
-                             refit_epochs: int = REFIT_EPOCHS) -> dict:
+                             refit_epochs: int = REFIT_EPOCHS, item_text: str = "frozen", item_text_steps: int = 300) -> dict:
     """Leave-one-out benchmark: train on all but the last two items per user, select the epoch by
     validation NDCG@10, then rank every item for each user's test step from the history before
     the test item. Writes ``out/metrics.json``, ``out/test_top100.tsv``, ``out/report.html`` and the
@@ -103,6 +103,10 @@ def run_sequential_benchmark(data: Path, model: str, out: Path, overrides: dict[
     torch.set_num_threads(threads)
     distributed.init()  # under torchrun: every process trains on its share, rank 0 evaluates and writes
     overrides = overrides or _parse_overrides(())
+    item_repr = overrides["model"].get("item_repr", "id")
+    if item_text != "frozen" and item_repr == "id":
+        raise click.BadParameter(f"--item-text {item_text} adapts the item text encoder: it needs --item-repr text or text+id",
+                                 param_hint="--item-text")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     checkpoints = out / "checkpoints"
@@ -119,13 +123,20 @@ def run_sequential_benchmark(data: Path, model: str, out: Path, overrides: dict[
         split.train, split.valid_history, split.valid_target = train, train.take(keep), split.valid_target[keep]
 
     recommender = make_recommender(model, overrides, epochs, seed, progress, str(checkpoints))
-    item_repr = overrides["model"].get("item_repr", "id")
+    text_tuning = None  # the adapted text encoder's validation metrics (--item-text lora)
     if item_repr != "id":
         if item_texts is None:
             raise click.BadParameter(f"item_repr {item_repr!r} needs item text: use --format recbole-text", param_hint="--item-repr")
-        from shelfwise.recommenders.item_repr import encode_item_texts
+        cache = cache_dir or Settings().home / "cache"
+        if item_text == "lora":
+            from shelfwise.recommenders.text_tuning import adapted_item_vectors
 
-        recommender.item_text = encode_item_texts(item_texts, cache_dir or Settings().home / "cache", progress=progress)
+            recommender.item_text, text_tuning = adapted_item_vectors(item_texts, split.train, split.valid_history, split.valid_target,
+                                                                      cache, max_steps=item_text_steps, progress=progress)
+        else:
+            from shelfwise.recommenders.item_repr import encode_item_texts
+
+            recommender.item_text = encode_item_texts(item_texts, cache, progress=progress)
     if hasattr(recommender, "mask_history"):
         recommender.mask_history = mask_history
         recommender.fit(split.train, split.valid_history, split.valid_target)
@@ -180,6 +191,7 @@ def run_sequential_benchmark(data: Path, model: str, out: Path, overrides: dict[
             "refit": {"on": "the test histories (items before each user's test item)", "transitions": getattr(recommender, "transitions_", None) is not None,
                       "network_epochs": refit_epochs if hasattr(recommender, "partial_fit") else 0},
         },
+        "item_text": None if item_repr == "id" else {"encoder": item_text, "tuning": text_tuning},
         "transitions_weight": getattr(recommender, "transitions_weight_", None),
         "blend_validation": {str(w): {k: m[k] for k in ("ndcg@10", "hr@10")}  # per candidate weight; "valid" is the network alone
                              for w, m in getattr(recommender, "blend_validation_", {}).items()},
@@ -404,6 +416,11 @@ def run_session_benchmark(data: Path, model: str, out: Path, overrides: dict[str
 @click.option("--item-repr", type=click.Choice(["id", "text", "text+id"]), default=None,
               help="Item vectors: learned IDs (default), projected frozen MiniLM text vectors, or both (needs --format recbole-text). "
                    "Same as --set model.item_repr=...")
+@click.option("--item-text", type=click.Choice(["frozen", "lora"]), default="frozen", show_default=True,
+              help="Text-aware items: the pretrained MiniLM as it is, or adapted first with LoRA to which items follow which "
+                   "in the training sequences (recommenders/text_tuning.py).")
+@click.option("--item-text-steps", default=300, show_default=True, type=click.IntRange(min=1),
+              help="--item-text lora: at most this many training steps (early stopping on the validation step).")
 @click.option("--cold-items", type=float, default=0.0, show_default=True,
               help="Share of items (seeded) removed from training, to measure recommending items with no history.")
 @click.option("--seed", default=0, show_default=True)
@@ -415,7 +432,7 @@ def run_session_benchmark(data: Path, model: str, out: Path, overrides: dict[str
                    "(item transitions are always recounted on them).")
 @click.pass_obj
 def sequential(obj: Settings, data: Path, data_format: str, model: str, out: Path, epochs: int | None, settings: tuple[str, ...],
-               item_repr: str | None, cold_items: float, seed: int, threads: int, keep_history: bool, resume: bool,
+               item_repr: str | None, item_text: str, item_text_steps: int, cold_items: float, seed: int, threads: int, keep_history: bool, resume: bool,
                refit_epochs: int) -> None:
     """Next-item benchmark on a per-user sequence file or a RecBole text folder (leave-one-out, full ranking)."""
     quiet = bool(getattr(obj, "quiet", False))
@@ -425,7 +442,8 @@ def sequential(obj: Settings, data: Path, data_format: str, model: str, out: Pat
     home = getattr(obj, "home", None)
     m = run_sequential_benchmark(data, model, out, overrides, epochs, seed, threads, mask_history=not keep_history, progress=not quiet,
                                  resume=resume, data_format=data_format, cold_items=cold_items,
-                                 cache_dir=Path(home) / "cache" if home else None, refit_epochs=refit_epochs)
+                                 cache_dir=Path(home) / "cache" if home else None, refit_epochs=refit_epochs, item_text=item_text,
+                                 item_text_steps=item_text_steps)
     if not m:  # a torchrun worker other than rank 0
         return
     t = m["test"]
