@@ -7,6 +7,7 @@ machine, the data, each command, the load, and overall / warm / cold numbers.
 
     .venv/bin/python benchmarks/text_aware.py                       # 3 variants x {all items, 10% cold}
     .venv/bin/python benchmarks/text_aware.py --repr text+id --cold-items 0.1 --set model.id_dropout=0.3
+    .venv/bin/python benchmarks/text_aware.py --repr text --repr text+id --item-text lora   # MiniLM adapted with LoRA first
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ def main() -> None:
     parser.add_argument("--repr", dest="reprs", action="append", choices=["id", "text", "text+id"])
     parser.add_argument("--cold-items", dest="colds", type=float, action="append")
     parser.add_argument("--set", dest="settings", action="append", default=[], help="SECTION.KEY=VALUE, e.g. model.id_dropout=0.3")
+    parser.add_argument("--item-text", default="frozen", choices=["frozen", "lora"])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=Path("/tmp/shelfwise-bench/text-aware"))
     args = parser.parse_args()
@@ -41,10 +43,12 @@ def main() -> None:
     rows = []
     for cold in args.colds or [0.0, 0.1]:
         for item_repr in args.reprs or ["id", "text", "text+id"]:
-            out = args.out / "-".join([args.model, item_repr, f"cold{cold}", *args.settings])
+            out = args.out / "-".join([args.model, item_repr, f"cold{cold}", *(["lora"] if args.item_text == "lora" else []), *args.settings])
             command = ["shelfwise", "-q", "bench", "sequential", "--data", str(args.data), "--format", "recbole-text", "--model",
                        args.model, "--item-repr", item_repr, "--cold-items", str(cold), "--threads", str(args.threads), "--out", str(out)]
             command += [x for setting in args.settings for x in ("--set", setting)]
+            if item_repr != "id":
+                command += ["--item-text", args.item_text]
             print(f"\ncommand: {' '.join(command)}\nload average at start {os.getloadavg()}", flush=True)
             t0 = time.time()
             subprocess.run([str(Path(sys.executable).parent / "shelfwise"), *command[1:]], check=True)
