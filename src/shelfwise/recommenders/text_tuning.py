@@ -21,6 +21,7 @@ import pandas as pd
 
 from shelfwise.datasets.sequences import Sequences
 
+
 def follow_pairs(seqs: Sequences, texts: Sequence[str]) -> pd.DataFrame:
     """Judgments ``query, item_id, relevance`` from consecutive items: the text of item a as the query,
     item b (which followed a) relevant (3). Repeats of an item and items without text are left out."""
@@ -31,10 +32,14 @@ def follow_pairs(seqs: Sequences, texts: Sequence[str]) -> pd.DataFrame:
 
 
 def _judgments(before: np.ndarray, after: np.ndarray, texts: Sequence[str]) -> pd.DataFrame:
-    text = np.asarray([""] + [t if isinstance(t, str) else "" for t in texts], dtype=object)  # item index i -> texts[i - 1]
+    text = np.asarray([""] + _strings(texts), dtype=object)  # item index i -> texts[i - 1]
     keep = (before != after) & (text[before] != "") & (text[after] != "")
     pairs = pd.DataFrame({"query": text[before[keep]], "item_id": after[keep].astype(str), "relevance": 3.0})
     return pairs.drop_duplicates(["query", "item_id"]).reset_index(drop=True)
+
+
+def _strings(texts: Sequence[str]) -> list[str]:
+    return [t if isinstance(t, str) else "" for t in texts]  # a missing text (NaN, None) is no text
 
 
 def adapt_text_encoder(texts: Sequence[str], train: Sequences, valid_history: Sequences, valid_target: np.ndarray,
@@ -43,7 +48,7 @@ def adapt_text_encoder(texts: Sequence[str], train: Sequences, valid_history: Se
     adapted weights after ``.save``; ``.metrics`` has the validation NDCG@10 before and after)."""
     from shelfwise.tuning.bi_encoder import BiEncoderConfig, BiEncoderTuner
 
-    items = pd.DataFrame({"item_id": [str(i) for i in range(1, len(texts) + 1)], "title": [t if isinstance(t, str) else "" for t in texts]})
+    items = pd.DataFrame({"item_id": [str(i) for i in range(1, len(texts) + 1)], "title": _strings(texts)})
     train_pairs = follow_pairs(train, texts)
     if train_pairs.empty:
         raise ValueError("no two different items with text follow each other in the training sequences: nothing to adapt the text encoder to")
@@ -65,7 +70,7 @@ def adapted_item_vectors(texts: Sequence[str], train: Sequences, valid_history: 
     from shelfwise.recommenders.item_repr import encode_item_texts
 
     digest = hashlib.sha256(f"{method}|{max_steps}|".encode())
-    for part in ("\x1f".join(t if isinstance(t, str) else "" for t in texts).encode(), train.items.tobytes(), train.offsets.tobytes(),
+    for part in ("\x1f".join(_strings(texts)).encode(), train.items.tobytes(), train.offsets.tobytes(),
                  valid_history.items.tobytes(), np.asarray(valid_target).tobytes()):
         digest.update(part)
     root = Path(cache_dir) / f"item-text-encoder-{method}-{digest.hexdigest()[:16]}"
