@@ -21,6 +21,10 @@ import pandas as pd
 
 from shelfwise.datasets.sequences import Sequences
 
+# Tokens read per item text: the frozen path's budget (TextEncoder's default), not search's 48 for queries,
+# so adapted and pretrained vectors read the same words.
+MAX_TOKENS = 64
+
 
 def follow_pairs(seqs: Sequences, texts: Sequence[str]) -> pd.DataFrame:
     """Judgments ``query, item_id, relevance`` from consecutive items: the text of item a as the query,
@@ -56,7 +60,7 @@ def adapt_text_encoder(texts: Sequence[str], train: Sequences, valid_history: Se
     # In-batch negatives only: the keyword miner's hard negatives are items with similar text, which
     # are exactly what often follows (the same product in another size); as negatives they would teach
     # the encoder to push a cold item away from its look-alikes.
-    config = BiEncoderConfig(method=method, max_steps=max_steps, hard_negative_miners=(), eval_every=50, seed=seed)
+    config = BiEncoderConfig(method=method, max_steps=max_steps, max_length=MAX_TOKENS, hard_negative_miners=(), eval_every=50, seed=seed)
     return BiEncoderTuner(config, progress=progress).fit(items, train_pairs, valid_pairs if not valid_pairs.empty else train_pairs)
 
 
@@ -69,7 +73,7 @@ def adapted_item_vectors(texts: Sequence[str], train: Sequences, valid_history: 
     from shelfwise.encoders.text import TextEncoder
     from shelfwise.recommenders.item_repr import encode_item_texts
 
-    digest = hashlib.sha256(f"{method}|{max_steps}|".encode())
+    digest = hashlib.sha256(f"{method}|{max_steps}|{MAX_TOKENS}|".encode())
     for part in ("\x1f".join(_strings(texts)).encode(), train.items.tobytes(), train.offsets.tobytes(),
                  valid_history.items.tobytes(), np.asarray(valid_target).tobytes()):
         digest.update(part)
