@@ -32,7 +32,7 @@ ITEM_REPRS = ("id", "text", "text+id")
 FUSIONS = ("sum", "gated")
 # text+id: without dropping ID parts in training, a cold item (text only) ranked under every warm item
 # (text + ID) and the transitions' boost: cold HR@10 0 on amazon_scientific with 10 % of the items held
-# out; 0.3 gives 0.0167 (7x random) at equal validation NDCG@10 (docs/benchmarks.md, "Text-aware items").
+# out; 0.3 gave 0.0167 (7x random) at equal validation NDCG@10 (docs/benchmarks.md, "Text-aware items").
 ID_DROPOUT = 0.3
 
 
