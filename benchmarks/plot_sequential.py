@@ -56,7 +56,7 @@ def main() -> None:
     scores.set_xticks(list(positions), [b[0] for b in bars], rotation=20, ha="right", fontsize=8)
     scores.set(ylabel="test", title=args.title)
     scores.grid(axis="y", alpha=0.3)
-    scores.legend(fontsize=8)
+    scores.legend(fontsize=8, loc="lower right")  # the value labels sit on top of the bars
     args.out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(args.out, bbox_inches="tight")
     plt.close(fig)
