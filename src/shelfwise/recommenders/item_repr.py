@@ -126,25 +126,26 @@ def centred(vectors: np.ndarray) -> np.ndarray:
     return out
 
 
-def encode_item_texts(texts: Sequence[str], cache_dir: Path | str | None = None, progress: bool = True, encoder=None,
-                      encoder_id: str = "") -> np.ndarray:
-    """float32 [len(texts) + 1, 384]: the MiniLM vector of item index i at row i (texts[i - 1]), row 0 zero
-    (padding); the pretrained encoder, or ``encoder`` (e.g. one adapted by ``text_tuning``, named by
-    ``encoder_id``). Cached as ``.npy`` under ``cache_dir`` keyed by the encoder and the texts, so a catalogue
-    is encoded once."""
-    from shelfwise.encoders.text import BASE_MODEL_NAME, EMBEDDING_DIM
+def as_texts(texts: Sequence) -> list[str]:
+    """Item texts with a missing one (NaN, None) read as no text."""
+    return [t if isinstance(t, str) else "" for t in texts]
 
-    if encoder is not None and not encoder_id:
-        raise ValueError("an encoder other than the pretrained one needs an encoder_id (it keys the cache)")
-    texts = [t if isinstance(t, str) else "" for t in texts]
-    key = hashlib.sha256("\x1f".join([encoder_id or BASE_MODEL_NAME, *texts]).encode()).hexdigest()[:16]
+
+def encode_item_texts(texts: Sequence[str], cache_dir: Path | str | None = None, progress: bool = True,
+                      encoder_artifact: Path | None = None) -> np.ndarray:
+    """float32 [len(texts) + 1, 384]: the MiniLM vector of item index i at row i (texts[i - 1]), row 0 zero
+    (padding); the pretrained encoder, or the fine-tuned one saved at ``encoder_artifact`` (a version folder,
+    e.g. one adapted by ``text_tuning``). Cached as ``.npy`` under ``cache_dir`` keyed by the encoder and the
+    texts, so a catalogue is encoded once (and the encoder only loaded when it must encode)."""
+    from shelfwise.encoders.text import BASE_MODEL_NAME, EMBEDDING_DIM, TextEncoder
+
+    texts = as_texts(texts)
+    encoder_id = f"{encoder_artifact.parent.name}/{encoder_artifact.name}" if encoder_artifact is not None else BASE_MODEL_NAME
+    key = hashlib.sha256("\x1f".join([encoder_id, *texts]).encode()).hexdigest()[:16]
     path = Path(cache_dir) / f"item-text-{key}.npy" if cache_dir else None
     if path is not None and path.exists():
         return np.load(path)
-    if encoder is None:
-        from shelfwise.encoders.text import TextEncoder
-
-        encoder = TextEncoder()
+    encoder = TextEncoder.from_artifact(encoder_artifact) if encoder_artifact is not None else TextEncoder()
     vectors = np.vstack([np.zeros((1, EMBEDDING_DIM), np.float32), encoder.encode(texts, progress=progress)]).astype(np.float32)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -5,7 +5,7 @@ which. ``adapt_text_encoder`` fine-tunes MiniLM on that with the search bi-encod
 (``tuning/bi_encoder.py``): an item's text is the query, the text of the item that followed it is the
 positive, the other pairs of the batch are the negatives (contrastive loss), and training stops early
 on the validation step (each validation history's last item -> its target), ranked among the items.
-The adapted encoder then gives the item vectors (``item_repr.encode_item_texts(..., encoder=...)``),
+The adapted encoder then gives the item vectors (``item_repr.encode_item_texts(..., encoder_artifact=...)``),
 which the recommender keeps frozen like the pretrained ones. An item with no history still gets its
 vector from its text, now read the way the shop's shoppers move between items.
 """
@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from shelfwise.datasets.sequences import Sequences
+from shelfwise.recommenders.item_repr import as_texts
 
 # Tokens read per item text: the frozen path's budget (TextEncoder's default), not search's 48 for queries,
 # so adapted and pretrained vectors read the same words.
@@ -36,14 +37,10 @@ def follow_pairs(seqs: Sequences, texts: Sequence[str]) -> pd.DataFrame:
 
 
 def _judgments(before: np.ndarray, after: np.ndarray, texts: Sequence[str]) -> pd.DataFrame:
-    text = np.asarray([""] + _strings(texts), dtype=object)  # item index i -> texts[i - 1]
+    text = np.asarray([""] + as_texts(texts), dtype=object)  # item index i -> texts[i - 1]
     keep = (before != after) & (text[before] != "") & (text[after] != "")
     pairs = pd.DataFrame({"query": text[before[keep]], "item_id": after[keep].astype(str), "relevance": 3.0})
     return pairs.drop_duplicates(["query", "item_id"]).reset_index(drop=True)
-
-
-def _strings(texts: Sequence[str]) -> list[str]:
-    return [t if isinstance(t, str) else "" for t in texts]  # a missing text (NaN, None) is no text
 
 
 def adapt_text_encoder(texts: Sequence[str], train: Sequences, valid_history: Sequences, valid_target: np.ndarray,
@@ -52,7 +49,7 @@ def adapt_text_encoder(texts: Sequence[str], train: Sequences, valid_history: Se
     adapted weights after ``.save``; ``.metrics`` has the validation NDCG@10 before and after)."""
     from shelfwise.tuning.bi_encoder import BiEncoderConfig, BiEncoderTuner
 
-    items = pd.DataFrame({"item_id": [str(i) for i in range(1, len(texts) + 1)], "title": _strings(texts)})
+    items = pd.DataFrame({"item_id": [str(i) for i in range(1, len(texts) + 1)], "title": as_texts(texts)})
     train_pairs = follow_pairs(train, texts)
     if train_pairs.empty:
         raise ValueError("no two different items with text follow each other in the training sequences: nothing to adapt the text encoder to")
@@ -70,11 +67,10 @@ def adapted_item_vectors(texts: Sequence[str], train: Sequences, valid_history: 
     The adapted encoder is saved under ``cache_dir``, keyed by the texts, the training sequences and the recipe,
     so the same data is adapted once."""
     from shelfwise import artifacts
-    from shelfwise.encoders.text import TextEncoder
     from shelfwise.recommenders.item_repr import encode_item_texts
 
     digest = hashlib.sha256(f"{method}|{max_steps}|{MAX_TOKENS}|".encode())
-    for part in ("\x1f".join(_strings(texts)).encode(), train.items.tobytes(), train.offsets.tobytes(),
+    for part in ("\x1f".join(as_texts(texts)).encode(), train.items.tobytes(), train.offsets.tobytes(),
                  valid_history.items.tobytes(), np.asarray(valid_target).tobytes()):
         digest.update(part)
     root = Path(cache_dir) / f"item-text-encoder-{method}-{digest.hexdigest()[:16]}"
@@ -82,6 +78,4 @@ def adapted_item_vectors(texts: Sequence[str], train: Sequences, valid_history: 
         tuner = adapt_text_encoder(texts, train, valid_history, valid_target, method, max_steps, progress=progress)
         tuner.save(root)
     artifact = artifacts.load(root)
-    encoder = TextEncoder.from_artifact(artifact.path)
-    vectors = encode_item_texts(texts, cache_dir, progress=progress, encoder=encoder, encoder_id=artifact.path.name + root.name)
-    return vectors, artifact.metrics
+    return encode_item_texts(texts, cache_dir, progress=progress, encoder_artifact=artifact.path), artifact.metrics
