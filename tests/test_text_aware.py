@@ -265,3 +265,70 @@ def test_lora_adapted_item_vectors_bring_items_that_follow_each_other_closer(tmp
     again, _ = adapted_item_vectors(texts, train, valid, np.array([4, 5, 6]), tmp_path / "cache", max_steps=30)
     assert np.array_equal(again, adapted)  # the adapted encoder and its vectors come from the cache
     assert len(list((tmp_path / "cache").glob("item-text-encoder-lora-*"))) == 1
+
+
+def _kitchen_shop(store) -> None:
+    """Four pans, four knives, four garden hoses, and a new knife and a new hose no one has touched.
+    Shoppers go pan -> knife -> hose, each of the 20 four times; a newcomer has just looked at a pan. Every colour word of the new items
+    is also on items of other kinds, so only what the item is can tell them apart."""
+    import pandas as pd
+
+    from shelfwise.ingest import ingest_frame
+
+    kinds = {"P": ("frying pan", "Kitchen > Pans", ["red", "blue", "green", "white"]),
+             "K": ("chef knife", "Kitchen > Knives", ["red", "blue", "green", "black"]),
+             "H": ("garden hose", "Garden", ["blue", "green", "black", "white"])}
+    rows = [{"item_id": f"{k}{i}", "title": f"{colour.title()} {name}", "category": category, "price": 10.0 + i}
+            for k, (name, category, colours) in kinds.items() for i, colour in enumerate(colours)]
+    rows += [{"item_id": "K-NEW", "title": "White chef knife", "category": "Kitchen > Knives", "price": 30.0},
+             {"item_id": "H-NEW", "title": "Red garden hose", "category": "Garden", "price": 30.0}]
+    events, t0 = [], pd.Timestamp("2024-01-01", tz="UTC")
+    for s in range(80):
+        for step, item in enumerate([f"P{s % 4}", f"K{(s // 4) % 4}", f"H{(s // 16) % 4}"]):
+            events.append({"event_id": f"e{s}-{step}", "user_id": f"u{s % 20}", "session_id": f"s{s}", "item_id": item, "type": "view",
+                           "ts": (t0 + pd.Timedelta(minutes=10 * s + step)).isoformat()})
+    events.append({"event_id": "e-last", "user_id": "newcomer", "session_id": "s-last", "item_id": "P1", "type": "view",
+                   "ts": (t0 + pd.Timedelta(days=1)).isoformat()})  # has just looked at a pan
+    ingest_frame(store, "items", pd.DataFrame(rows))
+    ingest_frame(store, "events", pd.DataFrame(events))
+
+
+@pytest.mark.slow
+def test_train_recommender_with_item_text_recommends_items_no_one_has_touched(tmp_path):
+    from shelfwise.commands.recommend import recommender
+    from shelfwise.serving import create_app
+    from shelfwise.store import Store
+    from tests.serving_helpers import key, live_server
+
+    settings = Settings(home=tmp_path / "home", quiet=True)
+    store = Store.open(settings)
+    _kitchen_shop(store)
+    args = ["--model", "sasrec", "--item-repr", "text", "--epochs", "30", "--threads", "1", "--set", "blend.transitions_weight=0",
+            "--set", "model.hidden=32", "--set", "model.max_len=8", "--set", "train.warmup_steps=5", "--set", "train.batch_size=4"]
+    result = CliRunner().invoke(recommender, args, obj=settings)
+    assert result.exit_code == 0, result.output
+    assert "2 catalogue items without events are recommended by their text" in result.output
+    rec = SequentialRecommender.load(settings.artifacts / "sasrec")
+    index = {item: i for i, item in enumerate(rec.item_ids_)}
+    assert {"K-NEW", "H-NEW"} <= set(index)  # every catalogue item has a row, touched or not
+    after_a_pan = rec.score(Sequences.from_lists([[index["P1"]]], n_items=len(index) - 1))[0]
+    not_knives = [i for item, i in index.items() if i and not item.startswith("K")]
+    assert after_a_pan[index["K-NEW"]] > after_a_pan[not_knives].max()
+    # Served over HTTP: after the newcomer's pan, the new knife is among the six recommendations (the shop's
+    # default diversity lets one hose in among the knives).
+    with live_server(create_app(settings, store)) as client:
+        client.headers.update(key(store, "read"))
+        recs = client.get("/recommendations/newcomer", params={"k": 6}).json()
+    store.close()
+    assert recs["model"]["name"] == "sasrec" and recs["history_length"] == 1
+    assert "K-NEW" in [item["item_id"] for item in recs["items"]]
+
+
+def test_train_recommender_item_text_bad_inputs(tmp_path):
+    from shelfwise.commands.recommend import recommender
+
+    settings = Settings(home=tmp_path / "home", quiet=True)
+    for args, message in ((["--model", "bert4rec", "--item-repr", "text"], "text-aware models: ['gru4rec', 'lstm', 'sasrec']"),
+                          (["--item-text", "lora"], "needs --item-repr text or text+id")):
+        result = CliRunner().invoke(recommender, args, obj=settings)
+        assert result.exit_code == 2 and message in result.output, result.output

@@ -67,6 +67,56 @@ def make_recommender(model: str, overrides: dict[str, dict], epochs: int | None,
         raise click.BadParameter(str(e), param_hint="--set") from None
 
 
+def _item_repr(model: str, overrides: dict[str, dict], item_text: str) -> str:
+    """The model's item representation, checked against the model and ``--item-text`` before any data is read."""
+    from dataclasses import fields
+
+    from shelfwise.recommenders.registry import MODELS
+
+    item_repr = overrides["model"].get("item_repr", "id")
+    text_models = sorted(name for name, (_, config) in MODELS.items() if "item_repr" in {f.name for f in fields(config)})
+    if item_repr != "id" and model not in text_models:
+        raise click.BadParameter(f"{model} cannot build item vectors from text (item_repr {item_repr!r}); "
+                                 f"text-aware models: {text_models}", param_hint="--item-repr")
+    if item_text != "frozen" and item_repr == "id":
+        raise click.BadParameter(f"--item-text {item_text} adapts the item text encoder: it needs --item-repr text or text+id",
+                                 param_hint="--item-text")
+    return item_repr
+
+
+def attach_item_text(recommender, item_text: str, texts: list[str], split, cache: Path, steps: int, progress: bool) -> dict | None:
+    """Give a text-aware recommender the MiniLM vector of every item (``texts[i - 1]`` is item index i's): from the
+    pretrained encoder (``item_text="frozen"``), or from one first adapted with LoRA to which items follow which in
+    ``split.train`` (``"lora"``, early-stopped on the validation step). Returns the tuning's metrics (None when frozen)."""
+    if item_text == "lora":
+        from shelfwise.recommenders.text_tuning import adapted_item_vectors
+
+        recommender.item_text, tuning = adapted_item_vectors(texts, split.train, split.valid_history, split.valid_target, cache,
+                                                             max_steps=steps, progress=progress)
+        return tuning
+    from shelfwise.recommenders.item_repr import encode_item_texts
+
+    recommender.item_text = encode_item_texts(texts, cache, progress=progress)
+    return None
+
+
+def item_text_options(command):
+    """The text-aware item options of ``bench sequential`` and ``train recommender``."""
+    options = [
+        click.option("--item-repr", type=click.Choice(["id", "text", "text+id"]), default=None,
+                     help="Item vectors: learned IDs (default), projected frozen MiniLM vectors of the item text, or both, so "
+                          "items with no events yet are recommended by their text. Same as --set model.item_repr=..."),
+        click.option("--item-text", type=click.Choice(["frozen", "lora"]), default="frozen", show_default=True,
+                     help="Text-aware items: the pretrained MiniLM as it is, or adapted first with LoRA to which items follow "
+                          "which in the training sequences (recommenders/text_tuning.py)."),
+        click.option("--item-text-steps", default=300, show_default=True, type=click.IntRange(min=1),
+                     help="--item-text lora: at most this many training steps (early stopping on the validation step)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 # After the epoch is chosen, one more epoch on the test histories (each user's validation item
 # included) at the final learning rate. It cannot be chosen on the validation step it trains on,
 # so it was checked one step earlier: on Beauty with every user's last item removed, the "test"
@@ -103,10 +153,7 @@ def run_sequential_benchmark(data: Path, model: str, out: Path, overrides: dict[
     torch.set_num_threads(threads)
     distributed.init()  # under torchrun: every process trains on its share, rank 0 evaluates and writes
     overrides = overrides or _parse_overrides(())
-    item_repr = overrides["model"].get("item_repr", "id")
-    if item_text != "frozen" and item_repr == "id":
-        raise click.BadParameter(f"--item-text {item_text} adapts the item text encoder: it needs --item-repr text or text+id",
-                                 param_hint="--item-text")
+    item_repr = _item_repr(model, overrides, item_text)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     checkpoints = out / "checkpoints"
@@ -127,16 +174,8 @@ def run_sequential_benchmark(data: Path, model: str, out: Path, overrides: dict[
     if item_repr != "id":
         if item_texts is None:
             raise click.BadParameter(f"item_repr {item_repr!r} needs item text: use --format recbole-text", param_hint="--item-repr")
-        cache = cache_dir or Settings().home / "cache"
-        if item_text == "lora":
-            from shelfwise.recommenders.text_tuning import adapted_item_vectors
-
-            recommender.item_text, text_tuning = adapted_item_vectors(item_texts, split.train, split.valid_history, split.valid_target,
-                                                                      cache, max_steps=item_text_steps, progress=progress)
-        else:
-            from shelfwise.recommenders.item_repr import encode_item_texts
-
-            recommender.item_text = encode_item_texts(item_texts, cache, progress=progress)
+        text_tuning = attach_item_text(recommender, item_text, item_texts, split, cache_dir or Settings().home / "cache",
+                                       item_text_steps, progress)
     if hasattr(recommender, "mask_history"):
         recommender.mask_history = mask_history
         recommender.fit(split.train, split.valid_history, split.valid_target)
@@ -413,14 +452,7 @@ def run_session_benchmark(data: Path, model: str, out: Path, overrides: dict[str
 @click.option("--set", "settings", multiple=True, metavar="SECTION.KEY=VALUE",
               help="Override a setting, e.g. model.hidden=64, train.lr=0.002, loss.name=sampled, loss.n_negatives=512, "
                    "loss.future_window=1 (learn the next item only).")
-@click.option("--item-repr", type=click.Choice(["id", "text", "text+id"]), default=None,
-              help="Item vectors: learned IDs (default), projected frozen MiniLM text vectors, or both (needs --format recbole-text). "
-                   "Same as --set model.item_repr=...")
-@click.option("--item-text", type=click.Choice(["frozen", "lora"]), default="frozen", show_default=True,
-              help="Text-aware items: the pretrained MiniLM as it is, or adapted first with LoRA to which items follow which "
-                   "in the training sequences (recommenders/text_tuning.py).")
-@click.option("--item-text-steps", default=300, show_default=True, type=click.IntRange(min=1),
-              help="--item-text lora: at most this many training steps (early stopping on the validation step).")
+@item_text_options
 @click.option("--cold-items", type=float, default=0.0, show_default=True,
               help="Share of items (seeded) removed from training, to measure recommending items with no history.")
 @click.option("--seed", default=0, show_default=True)
@@ -480,27 +512,40 @@ def sessions(obj: Settings, data: Path, model: str, out: Path, epochs: int | Non
 @click.option("--model", default="sasrec", show_default=True, type=click.Choice(MODEL_NAMES))
 @click.option("--epochs", type=int, default=None, help="Override the number of epochs.")
 @click.option("--set", "settings", multiple=True, metavar="SECTION.KEY=VALUE", help="Override a setting (see bench sequential).")
+@item_text_options
 @click.option("--seed", default=0, show_default=True)
 @click.option("--threads", default=2, show_default=True)
 @click.pass_obj
-def recommender(obj: Settings, model: str, epochs: int | None, settings: tuple[str, ...], seed: int, threads: int) -> None:
+def recommender(obj: Settings, model: str, epochs: int | None, settings: tuple[str, ...], item_repr: str | None, item_text: str,
+                item_text_steps: int, seed: int, threads: int) -> None:
     """Train a next-item recommender on the users' event sequences in the store.
 
     Leave-one-out: the last item per user is held out for the test, the one before for
-    validation (epoch selection). The model is saved to <home>/artifacts/<model>."""
+    validation (epoch selection). The model is saved to <home>/artifacts/<model>. Every catalogue
+    item has a row in the model; with --item-repr text or text+id, items no one has touched yet
+    are scored by their text (title, brand, category, description)."""
+    import numpy as np
     import torch
 
     from shelfwise.datasets.sequences import leave_one_out
-    from shelfwise.datasets.store_data import user_sequences
+    from shelfwise.datasets.store_data import catalogue_texts, user_sequences
     from shelfwise.evaluation.metrics import evaluate_ranking
     from shelfwise.store import Store
 
     torch.set_num_threads(threads)
-    seqs = user_sequences(Store.open(obj))
+    overrides = _parse_overrides(settings)
+    if item_repr is not None:
+        overrides["model"]["item_repr"] = item_repr
+    item_repr = _item_repr(model, overrides, item_text)
+    store = Store.open(obj)
+    seqs = user_sequences(store)
     split = leave_one_out(seqs)
     if len(split.test_target) == 0:
         raise click.ClickException("no user in the store has 3 or more item events; nothing to train on")
-    rec = make_recommender(model, _parse_overrides(settings), epochs, seed, not obj.quiet, None)
+    rec = make_recommender(model, overrides, epochs, seed, not obj.quiet, None)
+    if item_repr != "id":
+        attach_item_text(rec, item_text, catalogue_texts(store, seqs.item_ids[1:]), split, obj.home / "cache", item_text_steps,
+                         not obj.quiet)
     if hasattr(rec, "train_config"):
         rec.fit(split.train, split.valid_history, split.valid_target)
     else:
@@ -515,6 +560,9 @@ def recommender(obj: Settings, model: str, epochs: int | None, settings: tuple[s
         where = " (baselines are not saved)"
     click.echo(f"{model}: {len(split.test_target):,} users, {seqs.n_items:,} items; "
                f"test HR@10 {test['hr@10']:.4f} NDCG@10 {test['ndcg@10']:.4f}{where}")
+    if item_repr != "id":
+        untouched = seqs.n_items - len(np.unique(seqs.items))
+        click.echo(f"  item vectors from text ({item_repr}): {untouched:,} catalogue items without events are recommended by their text")
 
 
 BENCH = [sequential, sessions]

@@ -21,6 +21,16 @@ def item_vocabulary(store: Store) -> np.ndarray:
     return store.read_frame(sa.select(items.c.item_id).order_by(items.c.item_id))["item_id"].to_numpy(dtype=object)
 
 
+def catalogue_texts(store: Store, item_ids) -> list[str]:
+    """The text of each of ``item_ids`` as search embeds it (title, brand, category, description; see
+    ``search.semantic.item_texts``): what a text-aware recommender reads. An id not in the catalogue reads as ""."""
+    from shelfwise.search.semantic import item_texts
+
+    frame = store.items_frame()
+    by_id = dict(zip(frame["item_id"].astype(str), item_texts(frame)))
+    return [by_id.get(str(item_id), "") for item_id in item_ids]
+
+
 def _sequences(store: Store, key: str, event_types: tuple[str, ...], collapse_repeats: bool) -> Sequences:
     query = (
         sa.select(events.c[key].label("key"), events.c.item_id, events.c.ts)
