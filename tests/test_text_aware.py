@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from shelfwise.config import Settings
 from shelfwise.datasets.sequences import Sequences
+from shelfwise.recommenders.baselines import ItemTransitions
 from shelfwise.recommenders.item_repr import ITEM_REPRS, set_item_text
 from shelfwise.recommenders.neural import SequentialRecommender
 from shelfwise.recommenders.registry import build_model
@@ -134,6 +135,47 @@ def test_text_model_saves_and_loads_without_the_encoder(tmp_path):
     histories = topic_sessions(4, cold=set(), seed=5)
     assert loaded.model_config["item_repr"] == "text+id"
     np.testing.assert_allclose(loaded.score(histories), rec.score(histories), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("item_repr", ["text", "text+id"])
+def test_items_added_after_training_are_scored_by_their_text(item_repr, tmp_path):
+    vectors = topic_catalogue()
+    rec = tiny(item_text=vectors, item_repr=item_repr).fit(topic_sessions(40, cold={3}))
+    rec.transitions_weight_, rec.transitions_ = 0.3, ItemTransitions().fit(topic_sessions(40, cold={3}))
+    rec.item_ids_ = np.array([""] + [f"i{k}" for k in range(1, 41)], dtype=object)
+    histories = topic_sessions(4, cold=set(), seed=5)
+    before = rec.score(histories)
+    rec.add_items(["late-twin-of-3", "late-twin-of-20"], vectors[[3, 20]])
+    assert rec.network_.config.n_items == 42 and list(rec.item_ids_[-2:]) == ["late-twin-of-3", "late-twin-of-20"]
+    after = rec.score(Sequences.from_lists([histories[k].tolist() for k in range(4)], n_items=42))
+    assert after.shape == (4, 43)
+    # Item 3 never occurred in training, so it has no ID part either: a new item with its text scores exactly as it does.
+    np.testing.assert_allclose(after[:, 41], after[:, 3], rtol=1e-5)
+    if item_repr == "text":  # no ID parts at all: the twin of a warm item scores as the network scores that item
+        network = rec.network_
+        with torch.no_grad():
+            assert torch.allclose(network.item_embedding.weight[42], network.item_embedding.weight[20], atol=1e-6)
+    # The items that were there keep their scores' order (the blend's softmax now spreads over two more items).
+    assert (np.argsort(-after[:, 1:41], axis=1)[:, :10] == np.argsort(-before[:, 1:41], axis=1)[:, :10]).mean() > 0.9
+    with pytest.raises(ValueError, match="already in the model"):
+        rec.add_items(["i5"], vectors[[5]])
+    with pytest.raises(ValueError, match="2 new items but 1 text vectors"):
+        rec.add_items(["a", "b"], vectors[[5]])
+
+
+def test_models_saved_before_the_text_mean_was_kept_still_load():
+    network = build_model("sasrec", 40, item_repr="text", hidden=8)
+    state = {k: v for k, v in network.state_dict().items() if k != "item_embedding.text_mean"}
+    fresh = build_model("sasrec", 40, item_repr="text", hidden=8)
+    fresh.load_state_dict(state)  # strict: only the mean may be missing, and it reads as zero
+    assert not fresh.item_embedding.text_mean.any()
+
+
+def test_id_models_cannot_add_items_by_text():
+    rec = tiny(item_repr="id").fit(topic_sessions(20, cold=set()))
+    rec.item_ids_ = np.array([""] + [f"i{k}" for k in range(1, 41)], dtype=object)
+    with pytest.raises(ValueError, match="no item text to score new items by"):
+        rec.add_items(["new"], topic_catalogue()[[1]])
 
 
 def test_id_model_is_unchanged_by_the_option():
@@ -319,9 +361,19 @@ def test_train_recommender_with_item_text_recommends_items_no_one_has_touched(tm
     with live_server(create_app(settings, store)) as client:
         client.headers.update(key(store, "read"))
         recs = client.get("/recommendations/newcomer", params={"k": 6}).json()
-    store.close()
     assert recs["model"]["name"] == "sasrec" and recs["history_length"] == 1
     assert "K-NEW" in [item["item_id"] for item in recs["items"]]
+    # A knife that joins the catalogue after training is recommended as soon as the API loads the model.
+    import pandas as pd
+
+    from shelfwise.ingest import ingest_frame
+
+    ingest_frame(store, "items", pd.DataFrame([{"item_id": "K-LATE", "title": "Blue chef knife", "category": "Kitchen > Knives"}]))
+    with live_server(create_app(settings, store)) as client:
+        client.headers.update(key(store, "read"))
+        recs = client.get("/recommendations/newcomer", params={"k": 7}).json()
+    store.close()
+    assert {"K-NEW", "K-LATE"} <= {item["item_id"] for item in recs["items"]}
 
 
 def test_train_recommender_item_text_bad_inputs(tmp_path):

@@ -93,6 +93,7 @@ def attach_item_text(recommender, item_text: str, texts: list[str], split, cache
 
         recommender.item_text, tuning = adapted_item_vectors(texts, split.train, split.valid_history, split.valid_target, cache,
                                                              max_steps=steps, progress=progress)
+        recommender.item_text_encoder = tuning["encoder"]
         return tuning
     from shelfwise.recommenders.item_repr import encode_item_texts
 

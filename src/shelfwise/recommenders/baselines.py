@@ -61,6 +61,14 @@ class ItemTransitions:
         self.popularity_ = Popularity().fit(train).counts_
         return self
 
+    def add_items(self, count: int) -> "ItemTransitions":
+        """Make room for ``count`` new items after the last one: nothing followed them yet."""
+        m = self.transitions_
+        n = m.shape[0] + count
+        self.transitions_ = sp.csr_matrix((m.data, m.indices, np.r_[m.indptr, np.full(count, m.indptr[-1])]), shape=(n, n))
+        self.popularity_ = np.r_[self.popularity_, np.zeros(count, self.popularity_.dtype)]
+        return self
+
     def score(self, histories: Sequences) -> np.ndarray:
         n = len(histories)
         scores = np.zeros((n, histories.n_items + 1), dtype=np.float32)

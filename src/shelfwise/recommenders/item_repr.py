@@ -62,6 +62,8 @@ class TextItemEmbedding(nn.Module):
         self.id_dropout = id_dropout
         # Filled by ``set_item_text`` before training; saved with the weights so a loaded model needs no encoder.
         self.register_buffer("text_vectors", torch.zeros(n_items + 1, text_dim))
+        # The catalogue mean ``centred`` removed: items added after training are centred alike (add_items).
+        self.register_buffer("text_mean", torch.zeros(text_dim))
         self.text_projection = nn.Linear(text_dim, hidden)
         self.id_embedding = nn.Embedding(n_items + 1, hidden, padding_idx=0) if with_id else None
         # 1 for items that occur in training, 0 for the rest: a cold item's ID vector is never trained
@@ -94,6 +96,24 @@ class TextItemEmbedding(nn.Module):
     def forward(self, item_ids: torch.Tensor) -> torch.Tensor:
         return self.weight[item_ids]
 
+    @torch.no_grad()
+    def add_items(self, vectors: np.ndarray) -> None:
+        """Rows for new items after the last one, from their text vectors ``[m, text_dim]`` (as the encoder gives
+        them): centred like the training catalogue and without an ID part, as a cold item, so the model scores
+        them by their text at once. Nothing is trained."""
+        rows = torch.from_numpy(centred(np.asarray(vectors, dtype=np.float32), self.text_mean.numpy(), padding=False))
+        self.text_vectors = torch.cat([self.text_vectors, rows])
+        if self.id_embedding is not None:
+            old = self.id_embedding
+            self.id_embedding = nn.Embedding(old.num_embeddings + len(rows), old.embedding_dim, padding_idx=0)
+            self.id_embedding.weight.copy_(torch.cat([old.weight, old.weight.new_zeros(len(rows), old.embedding_dim)]))
+            self.has_id = torch.cat([self.has_id, self.has_id.new_zeros(len(rows), 1)])
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # Saved before the mean was kept: new items are then added without centring (rows unit length still).
+        state_dict.setdefault(prefix + "text_mean", torch.zeros_like(self.text_mean))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
 
 def set_item_text(model: nn.Module, vectors: np.ndarray | None, seen_items: np.ndarray | None = None) -> None:
     """Give a text-aware model its frozen item text vectors ``[n_items + 1, text_dim]`` (row 0 = padding; kept
@@ -109,20 +129,24 @@ def set_item_text(model: nn.Module, vectors: np.ndarray | None, seen_items: np.n
     if tuple(vectors.shape) != tuple(table.text_vectors.shape):
         raise ValueError(f"item text vectors have shape {tuple(vectors.shape)}, the model expects {tuple(table.text_vectors.shape)}")
     with torch.no_grad():
-        table.text_vectors.copy_(torch.from_numpy(centred(vectors)))
+        mean = vectors[1:].mean(0)
+        table.text_vectors.copy_(torch.from_numpy(centred(vectors, mean)))
+        table.text_mean.copy_(torch.from_numpy(mean))
         if seen_items is not None and table.id_embedding is not None:
             table.has_id.zero_()
             table.has_id[torch.as_tensor(np.unique(seen_items))] = 1.0
 
 
-def centred(vectors: np.ndarray) -> np.ndarray:
-    """Unit rows after removing the catalogue's mean vector (row 0, padding, stays zero). MiniLM's item
-    vectors share one large common direction (mean cosine 0.23 between amazon_scientific items, 0.86 after
-    LoRA tuning on its sequences), which leaves the differences between items small next to the projection's
-    initial weights; centred, text-only validation NDCG@10 rose 0.0863 -> 0.0883 (docs/benchmarks.md)."""
+def centred(vectors: np.ndarray, mean: np.ndarray, padding: bool = True) -> np.ndarray:
+    """Unit rows after removing ``mean`` (the catalogue's mean vector); with ``padding``, row 0 is the padding
+    row and stays zero. MiniLM's item vectors share one large common direction (mean cosine 0.23 between
+    amazon_scientific items, 0.86 after LoRA tuning on its sequences), which leaves the differences between items
+    small next to the projection's initial weights; centred, text-only validation NDCG@10 rose 0.0863 -> 0.0883
+    (docs/benchmarks.md)."""
     out = np.zeros_like(vectors)
-    rest = vectors[1:] - vectors[1:].mean(0)
-    out[1:] = rest / np.maximum(np.linalg.norm(rest, axis=1, keepdims=True), 1e-12)
+    start = 1 if padding else 0
+    rest = vectors[start:] - mean
+    out[start:] = rest / np.maximum(np.linalg.norm(rest, axis=1, keepdims=True), 1e-12)
     return out
 
 

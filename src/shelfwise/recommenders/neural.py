@@ -15,7 +15,7 @@ from shelfwise import artifacts
 from shelfwise.datasets.sequences import Sequences
 from shelfwise.recommenders.baselines import ItemTransitions
 from shelfwise.recommenders.blend import blended_scores, choose_weight, transitions_from_bytes, transitions_to_bytes
-from shelfwise.recommenders.item_repr import set_item_text
+from shelfwise.recommenders.item_repr import TextItemEmbedding, set_item_text
 from shelfwise.recommenders.losses import LossConfig
 from shelfwise.recommenders.registry import DEFAULT_MODEL, MODELS, build_model
 from shelfwise.training.loop import TrainConfig, TrainResult, train
@@ -33,6 +33,9 @@ class SequentialRecommender:
     item_text: np.ndarray | None = field(default=None, repr=False)
     # Weight of item-to-item transitions in the scores (see blend.py): "auto" chooses it on validation, 0 = the network alone.
     transitions_weight: float | str = "auto"
+    # What made ``item_text``: "" = the pretrained MiniLM, else the folder of the adapted encoder (--item-text lora).
+    # Items added after training must be encoded by the same one (add_items).
+    item_text_encoder: str = ""
 
     def __post_init__(self):
         w = self.transitions_weight
@@ -80,6 +83,30 @@ class SequentialRecommender:
             train(self.network_, NextItemTask(self.network_, seqs, batch_size=c.batch_size, loss=self.loss), config)
         return self
 
+    @property
+    def text_aware(self) -> bool:
+        """Whether items are scored through their text, so new ones can be added without training (add_items)."""
+        return isinstance(getattr(self.network_, "item_embedding", None), TextItemEmbedding)
+
+    def add_items(self, item_ids, text_vectors: np.ndarray) -> "SequentialRecommender":
+        """Append catalogue items that came after training, with their text vectors ``[m, 384]`` from the encoder
+        that made the others (``item_text_encoder``). They have no history and no ID part, so the model scores them
+        by their text, as it scores a cold item; nothing is trained. Text-aware models only."""
+        if not self.text_aware:
+            raise ValueError(f"{self.model} with item_repr={self.network_.config.item_repr!r} has no item text to score new items by")
+        item_ids = np.asarray(list(item_ids), dtype=object)
+        if len(item_ids) != len(text_vectors):
+            raise ValueError(f"{len(item_ids)} new items but {len(text_vectors)} text vectors")
+        known = set(map(str, self.item_ids_))
+        if any(str(x) in known for x in item_ids):
+            raise ValueError(f"already in the model: {sorted(str(x) for x in item_ids if str(x) in known)[:5]}")
+        self.network_.item_embedding.add_items(text_vectors)
+        self.network_.config.n_items += len(item_ids)
+        self.item_ids_ = np.concatenate([self.item_ids_, item_ids])
+        if self.transitions_ is not None:
+            self.transitions_.add_items(len(item_ids))
+        return self
+
     def score(self, histories: Sequences) -> np.ndarray:
         network = score_histories(self.network_, histories)
         return blended_scores(network, self.transitions_, histories, self.transitions_weight_).numpy()
@@ -93,6 +120,7 @@ class SequentialRecommender:
             "train_config": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self.train_config).items()},
             "mask_history": self.mask_history,
             "transitions_weight": self.transitions_weight_,
+            "item_text_encoder": self.item_text_encoder,
         }
 
     def save(self, root: Path | str, metrics: dict | None = None) -> artifacts.Artifact:
@@ -114,7 +142,8 @@ class SequentialRecommender:
         rec = cls(model=c["model"], model_config={k: v for k, v in c["model_config"].items() if k != "n_items"},
                   loss=LossConfig(**c["loss"]), train_config=TrainConfig(**{k: (tuple(v) if k == "betas" else v)
                                                                             for k, v in c["train_config"].items() if k in train_fields}),
-                  mask_history=c.get("mask_history", True), transitions_weight=c.get("transitions_weight", 0.0))
+                  mask_history=c.get("mask_history", True), transitions_weight=c.get("transitions_weight", 0.0),
+                  item_text_encoder=c.get("item_text_encoder", ""))
         rec.network_ = build_model(c["model"], c["model_config"]["n_items"], **rec.model_config)
         rec.network_.load_state_dict(art.state_dict())
         rec.network_.eval()

@@ -63,7 +63,8 @@ def adapt_text_encoder(texts: Sequence[str], train: Sequences, valid_history: Se
 
 def adapted_item_vectors(texts: Sequence[str], train: Sequences, valid_history: Sequences, valid_target: np.ndarray,
                          cache_dir: Path | str, method: str = "lora", max_steps: int = 300, progress: bool = False) -> tuple[np.ndarray, dict]:
-    """(item text vectors from the adapted encoder, as ``encode_item_texts`` lays them out; the tuning's metrics).
+    """(item text vectors from the adapted encoder, as ``encode_item_texts`` lays them out; the tuning's metrics
+    and ``encoder``, the adapted encoder's folder).
     The adapted encoder is saved under ``cache_dir``, keyed by the texts, the training sequences and the recipe,
     so the same data is adapted once."""
     from shelfwise import artifacts
@@ -78,4 +79,5 @@ def adapted_item_vectors(texts: Sequence[str], train: Sequences, valid_history: 
         tuner = adapt_text_encoder(texts, train, valid_history, valid_target, method, max_steps, progress=progress)
         tuner.save(root)
     artifact = artifacts.load(root)
-    return encode_item_texts(texts, cache_dir, progress=progress, encoder_artifact=artifact.path), artifact.metrics
+    return encode_item_texts(texts, cache_dir, progress=progress, encoder_artifact=artifact.path), {**artifact.metrics,
+                                                                                                    "encoder": str(artifact.path)}

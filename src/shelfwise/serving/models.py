@@ -98,10 +98,34 @@ def load_service(settings: Settings, store: Store, name: str | None = None, vers
     if not (path / "config.json").is_file() and not (path / "latest").is_file():
         raise ModelNotFound(f"no artifact {name!r}" + (f" version {version!r}" if version else "") + f" under {settings.artifacts}")
     model, model_item_ids, artifact = _load_sequential(path)
+    model_item_ids = _add_new_catalogue_items(model, model_item_ids, items)
     info = ModelInfo(name, artifact.version, "artifact", str(artifact.path),
                      created_at=os.path.getmtime(artifact.path / "config.json"), loaded_at=time.time(),
                      n_items=len(model_item_ids) - 1 if model_item_ids is not None else 0, metrics=artifact.metrics)
     return RecommenderService.build(info, model, model_item_ids, seqs, items, rules)
+
+
+def _add_new_catalogue_items(model, model_item_ids: np.ndarray, items) -> np.ndarray:
+    """A text-aware model scores the catalogue items that came after its training by their text, from the
+    moment it is loaded (no retraining): their vectors come from the encoder its items were encoded with.
+    Returns the model's item ids, the new ones appended."""
+    if not model.text_aware or items.empty:
+        return model_item_ids
+    new = items[~items["item_id"].astype(str).isin(set(map(str, model_item_ids)))]
+    if new.empty:
+        return model_item_ids
+    from shelfwise.recommenders.item_repr import encode_item_texts
+    from shelfwise.search.semantic import item_texts
+
+    encoder = Path(model.item_text_encoder) if model.item_text_encoder else None
+    if encoder is not None and not encoder.exists():
+        log.warning("%d catalogue items came after the model's training; its adapted text encoder %s is gone, so they "
+                    "wait for the next training", len(new), encoder)
+        return model_item_ids
+    vectors = encode_item_texts(item_texts(new), progress=False, encoder_artifact=encoder)[1:]
+    model.add_items(new["item_id"].astype(str), vectors)
+    log.info("%d catalogue items that came after the model's training are scored by their text", len(new))
+    return np.asarray(model.item_ids_, dtype=object)
 
 
 def _load_sequential(path: Path):
