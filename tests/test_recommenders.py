@@ -104,6 +104,19 @@ def test_future_window_loss_is_cross_entropy_against_the_weighted_next_items():
         LossConfig("ce", future_window="abc")  # what `--set loss.future_window=abc` passes
 
 
+def test_items_absent_from_training_are_left_out_of_the_softmax():
+    torch.manual_seed(0)
+    hidden, items, targets = torch.randn(6, 8), torch.randn(11, 8), torch.tensor([1, 2, 4, 5, 6, 8])
+    absent = torch.zeros(11, dtype=torch.bool)
+    absent[[3, 7]] = True
+    config = LossConfig("ce", future_window=1)
+    loss = compute_loss(hidden, targets, items, config, absent)
+    moved = items.clone()
+    moved[[3, 7]] += 5.0  # whatever an absent item scores, it is no negative
+    assert torch.allclose(compute_loss(hidden, targets, moved, config, absent), loss)
+    assert loss < compute_loss(hidden, targets, items, config)
+
+
 def test_future_window_batches_hold_the_items_after_each_position():
     seqs = Sequences.from_lists([[1, 2, 3, 4]], n_items=4)
     model = build_model("sasrec", 4, hidden=8, max_len=10)

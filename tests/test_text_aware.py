@@ -128,6 +128,18 @@ def test_text_plus_id_scores_cold_items_by_text_only():
     assert torch.allclose(table.weight[3], text_only)
 
 
+def test_cold_items_are_negatives_only_when_asked():
+    from shelfwise.recommenders.losses import LossConfig
+    from shelfwise.training.sequential import NextItemTask
+
+    train = topic_sessions(40, cold={3, 11})
+    for item_repr, cold_negatives, absent in (("text", False, [3, 11]), ("text", True, None), ("id", False, None)):
+        model = build_model("sasrec", TOPICS * PER_TOPIC, item_repr=item_repr, hidden=8, max_len=8)
+        task = NextItemTask(model, train, loss=LossConfig(cold_negatives=cold_negatives))
+        found = None if task.absent is None else np.flatnonzero(task.absent.numpy()).tolist()
+        assert found == (None if absent is None else [0, *absent])  # 0, padding, never occurs either
+
+
 def test_text_model_saves_and_loads_without_the_encoder(tmp_path):
     rec = tiny(item_text=topic_catalogue(), item_repr="text+id").fit(topic_sessions(40, cold={3}))
     art = rec.save(tmp_path / "m")

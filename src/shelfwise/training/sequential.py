@@ -10,6 +10,7 @@ from torch import nn
 
 from shelfwise.datasets.sequences import Sequences
 from shelfwise.evaluation.metrics import evaluate_ranking
+from shelfwise.recommenders.item_repr import TextItemEmbedding
 from shelfwise.recommenders.losses import LossConfig, compute_loss
 from shelfwise.training.batches import left_pad, length_batches, trim, windows
 
@@ -57,6 +58,12 @@ class NextItemTask:
         self.mask_ratio = getattr(model.config, "mask_ratio", 0.0)
         width = model.config.max_len + (1 if self.objective == "next" else 0)
         self.rows = windows(train, width)  # [m, width], left-padded
+        # Items that never occur in these sequences, left out of a text-aware model's softmax (LossConfig.cold_negatives).
+        self.absent = None
+        c = self.loss_config
+        if isinstance(getattr(unwrap(model), "item_embedding", None), TextItemEmbedding) and c.name == "ce" and not (
+                c.cold_negatives or c.label_smoothing):  # smoothing would spread mass onto the left-out items
+            self.absent = torch.from_numpy(np.bincount(train.items, minlength=train.n_items + 1) == 0)
         self.lengths = (self.rows > 0).sum(1)
         self.valid_history, self.valid_target = valid_history, valid_target
         self.ks, self.mask_history = ks, mask_history
@@ -91,7 +98,7 @@ class NextItemTask:
         inputs, targets = batch
         hidden = model(inputs)
         where = (targets[..., 0] if targets.dim() == 3 else targets) > 0
-        return compute_loss(hidden[where], targets[where], unwrap(model).output_embeddings(), self.loss_config)
+        return compute_loss(hidden[where], targets[where], unwrap(model).output_embeddings(), self.loss_config, self.absent)
 
     def evaluate(self, model: nn.Module) -> dict[str, float]:
         if self.valid_history is None:
@@ -99,3 +106,4 @@ class NextItemTask:
         metrics, _ = evaluate_ranking(lambda h: score_histories(model, h), self.valid_history, self.valid_target,
                                       ks=self.ks, mask_history=self.mask_history)
         return metrics
+
