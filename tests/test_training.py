@@ -133,11 +133,16 @@ distributed.shutdown()
 def test_two_processes_train_with_torchrun(tmp_path):
     script = tmp_path / "ddp_train.py"
     script.write_text(DDP_SCRIPT)
-    port = free_port()
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
-    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
-                    f"--master_port={port}", str(script), str(tmp_path)], check=True, env=env, timeout=300,
-                   cwd=Path(__file__).resolve().parents[1])
+    for attempt in (1, 2):
+        done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
+                               f"--master_port={free_port()}", str(script), str(tmp_path)], env=env, timeout=300,
+                              cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True)
+        # Gloo now and then aborts a process ("terminate called without an active exception"; once in CI at stop 10,
+        # once at stop 17 in a full run on a loaded machine, never alone): that signature gets a second run; any other failure fails.
+        if done.returncode == 0 or "terminate called without an active exception" not in done.stderr or attempt == 2:
+            break
+    assert done.returncode == 0, done.stderr[-3000:]
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert ranks[0]["checksum"] == pytest.approx(ranks[1]["checksum"], rel=1e-6)  # gradients were averaged: same weights
     assert ranks[0]["best"] == ranks[1]["best"] and ranks[0]["best"]["ndcg@10"] > 0.5  # rank 0 evaluated, all agree
