@@ -4,6 +4,7 @@ so an item never seen in training still gets a sensible score; and the benchmark
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -268,6 +269,9 @@ def test_bench_sequential_with_a_lora_adapted_text_encoder(tmp_path):
     m = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert m["item_text"]["encoder"] == "lora" and m["item_text"]["tuning"]["steps"] == 3
     assert list((tmp_path / "home" / "cache").glob("item-text-encoder-lora-*"))
+    # The saved model names the adapted encoder, so items added after training are encoded by it too.
+    rec = SequentialRecommender.load(tmp_path / "run" / "model")
+    assert Path(rec.item_text_encoder).parent.name.startswith("item-text-encoder-lora-") and Path(rec.item_text_encoder).is_dir()
 
 
 def test_bench_sequential_recbole_folder_with_missing_file(tmp_path):
