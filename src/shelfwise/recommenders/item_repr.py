@@ -115,12 +115,18 @@ class TextItemEmbedding(nn.Module):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
+def text_table(model: nn.Module) -> TextItemEmbedding | None:
+    """The model's text-aware item table, or None for a model whose items are IDs only."""
+    table = getattr(model, "item_embedding", None)
+    return table if isinstance(table, TextItemEmbedding) else None
+
+
 def set_item_text(model: nn.Module, vectors: np.ndarray | None, seen_items: np.ndarray | None = None) -> None:
     """Give a text-aware model its frozen item text vectors ``[n_items + 1, text_dim]`` (row 0 = padding; kept
     :func:`centred`), and, for ``text+id``, which items occur in training (``seen_items``: item indexes). No-op
     for ID models."""
-    table = getattr(model, "item_embedding", None)
-    if not isinstance(table, TextItemEmbedding):
+    table = text_table(model)
+    if table is None:
         return
     if vectors is None:
         raise ValueError(f"item_repr={model.config.item_repr!r} needs item text vectors; none were given "

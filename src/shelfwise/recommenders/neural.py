@@ -15,7 +15,7 @@ from shelfwise import artifacts
 from shelfwise.datasets.sequences import Sequences
 from shelfwise.recommenders.baselines import ItemTransitions
 from shelfwise.recommenders.blend import blended_scores, choose_weight, transitions_from_bytes, transitions_to_bytes
-from shelfwise.recommenders.item_repr import TextItemEmbedding, set_item_text
+from shelfwise.recommenders.item_repr import set_item_text, text_table
 from shelfwise.recommenders.losses import LossConfig
 from shelfwise.recommenders.registry import DEFAULT_MODEL, MODELS, build_model
 from shelfwise.training.loop import TrainConfig, TrainResult, train
@@ -86,7 +86,7 @@ class SequentialRecommender:
     @property
     def text_aware(self) -> bool:
         """Whether items are scored through their text, so new ones can be added without training (add_items)."""
-        return isinstance(getattr(self.network_, "item_embedding", None), TextItemEmbedding)
+        return text_table(self.network_) is not None
 
     def add_items(self, item_ids, text_vectors: np.ndarray) -> "SequentialRecommender":
         """Append catalogue items that came after training, with their text vectors ``[m, 384]`` from the encoder

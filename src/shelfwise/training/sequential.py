@@ -10,7 +10,7 @@ from torch import nn
 
 from shelfwise.datasets.sequences import Sequences
 from shelfwise.evaluation.metrics import evaluate_ranking
-from shelfwise.recommenders.item_repr import TextItemEmbedding
+from shelfwise.recommenders.item_repr import text_table
 from shelfwise.recommenders.losses import LossConfig, compute_loss
 from shelfwise.training.batches import left_pad, length_batches, trim, windows
 
@@ -61,7 +61,7 @@ class NextItemTask:
         # Items that never occur in these sequences, left out of a text-aware model's softmax (LossConfig.cold_negatives).
         self.absent = None
         c = self.loss_config
-        if isinstance(getattr(unwrap(model), "item_embedding", None), TextItemEmbedding) and c.name == "ce" and not (
+        if text_table(unwrap(model)) is not None and c.name == "ce" and not (
                 c.cold_negatives or c.label_smoothing):  # smoothing would spread mass onto the left-out items
             self.absent = torch.from_numpy(np.bincount(train.items, minlength=train.n_items + 1) == 0)
         self.lengths = (self.rows > 0).sum(1)
