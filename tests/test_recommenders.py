@@ -244,6 +244,7 @@ def test_bench_sequential_writes_metrics_the_scorer_reproduces(tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["epochs"] == 3 and 1 <= metrics["best_epoch"] <= 3 and metrics["peak_memory_mb"] > 0
     assert set(metrics["test"]) >= {"hr@10", "ndcg@10", "recall@10", "mrr@10", "coverage@10"}
+    assert isinstance(metrics["reranker"], bool) and set(metrics["rerank_validation"]) in ({"blend", "reranked"}, set())
     lines = (out / "test_top100.tsv").read_text().splitlines()
     assert lines[0] == "user_id\titem_id\trank" and 80 * 15 < len(lines) - 1 < 80 * 25  # all items but the history
     assert (out / "report.html").exists() and (out / "model" / "latest").exists()

@@ -252,6 +252,8 @@ def test_bench_sequential_on_a_recbole_text_folder(tmp_path):
     (["--format", "recbole-text"], "is not a folder"),
     (["--item-repr", "text"], "needs item text"),
     (["--item-text", "lora"], "needs --item-repr text or text+id"),
+    (["--set", "blend.rerank=maybe"], "rerank must be true or false"),
+    (["--set", "blend.weight=0.1"], "there are blend.transitions_weight"),
 ])
 def test_bench_sequential_bad_inputs(tmp_path, args, message):
     data = tmp_path / "users.txt"

@@ -27,7 +27,7 @@ def _parse_overrides(pairs: tuple[str, ...]) -> dict[str, dict]:
         key, sep, value = pair.partition("=")
         section, dot, name = key.partition(".")
         if not sep or not dot or section not in out:
-            raise click.BadParameter(f"expected model.KEY=VALUE, train.KEY=VALUE, loss.KEY=VALUE or blend.transitions_weight=VALUE, "
+            raise click.BadParameter(f"expected model.KEY=VALUE, train.KEY=VALUE, loss.KEY=VALUE or blend.KEY=VALUE, "
                                      f"got {pair!r}", param_hint="--set")
         try:
             out[section][name] = json.loads(value)
@@ -57,12 +57,14 @@ def make_recommender(model: str, overrides: dict[str, dict], epochs: int | None,
         raise click.BadParameter(f"unknown train settings {sorted(set(train_settings) - known)}", param_hint="--set")
     train_config = TrainConfig(**{"seed": seed, "progress": progress, "checkpoint_dir": checkpoint_dir, **train_settings})
     blend = overrides.get("blend", {})
-    if set(blend) - {"transitions_weight"}:
-        raise click.BadParameter(f"unknown blend settings {sorted(set(blend) - {'transitions_weight'})}; "
-                                 "there is blend.transitions_weight (auto or a number)", param_hint="--set")
+    if set(blend) - {"transitions_weight", "rerank"}:
+        raise click.BadParameter(f"unknown blend settings {sorted(set(blend) - {'transitions_weight', 'rerank'})}; "
+                                 "there are blend.transitions_weight (auto or a number) and blend.rerank (true or false)",
+                                 param_hint="--set")
     try:
         return SequentialRecommender(model=model, model_config=overrides["model"], loss=LossConfig(**overrides["loss"]),
-                                     train_config=train_config, transitions_weight=blend.get("transitions_weight", "auto"))
+                                     train_config=train_config, transitions_weight=blend.get("transitions_weight", "auto"),
+                                     rerank=blend.get("rerank", True))
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--set") from None
 
@@ -235,6 +237,10 @@ def run_sequential_benchmark(data: Path, model: str, out: Path, overrides: dict[
         "transitions_weight": getattr(recommender, "transitions_weight_", None),
         "blend_validation": {str(w): {k: m[k] for k in ("ndcg@10", "hr@10")}  # per candidate weight; "valid" is the network alone
                              for w, m in getattr(recommender, "blend_validation_", {}).items()},
+        # the blend's order and the re-ranked one on the validation step, 2-fold by user (rerank.py); null: not re-ranked
+        "reranker": getattr(recommender, "ranker_", None) is not None,
+        "rerank_validation": {name: {k: m[k] for k in ("ndcg@10", "hr@10")}
+                              for name, m in getattr(recommender, "rerank_validation_", {}).items()},
         "valid": valid_metrics,
         "test": test_metrics,
         **by_kind,

@@ -29,8 +29,15 @@ def blended_scores(network_scores: torch.Tensor, transitions: ItemTransitions | 
     """[n, n_items + 1] scores (column 0 = -inf): the network's logits when ``weight`` is 0, else blended probabilities."""
     if not weight or transitions is None:
         return network_scores
+    return blend_parts(network_scores, transitions, histories, weight)[2]
+
+
+def blend_parts(network_scores: torch.Tensor, transitions: ItemTransitions, histories: Sequences,
+                weight: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(the network's probabilities, the transitions' scores, their blend) [n, n_items + 1] each."""
     probabilities = torch.softmax(network_scores, dim=1)
-    return _mix(probabilities, _follows(transitions, histories, probabilities), weight)
+    follows = _follows(transitions, histories, probabilities)
+    return probabilities, follows, _mix(probabilities, follows, weight)
 
 
 def _follows(transitions: ItemTransitions, histories: Sequences, probabilities: torch.Tensor) -> torch.Tensor:

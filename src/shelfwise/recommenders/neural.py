@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
+import safetensors.torch
 import torch
 
 from shelfwise import artifacts
@@ -18,8 +19,9 @@ from shelfwise.recommenders.blend import blended_scores, choose_weight, transiti
 from shelfwise.recommenders.item_repr import set_item_text, text_table
 from shelfwise.recommenders.losses import LossConfig
 from shelfwise.recommenders.registry import DEFAULT_MODEL, MODELS, build_model
+from shelfwise.recommenders.rerank import CandidateRanker, Candidates, candidate_features, fit_if_better, reranked
 from shelfwise.training.loop import TrainConfig, TrainResult, train
-from shelfwise.training.sequential import NextItemTask, score_histories
+from shelfwise.training.sequential import NextItemTask, score_histories, unwrap
 
 
 @dataclass
@@ -36,11 +38,16 @@ class SequentialRecommender:
     # What made ``item_text``: "" = the pretrained MiniLM, else the folder of the adapted encoder (--item-text lora).
     # Items added after training must be encoded by the same one (add_items).
     item_text_encoder: str = ""
+    # Learn a re-ranking of the blend's top candidates on the validation step (rerank.py), kept only where it
+    # beats the blend there.
+    rerank: bool = True
 
     def __post_init__(self):
         w = self.transitions_weight
         if w != "auto" and not (isinstance(w, (int, float)) and not isinstance(w, bool) and 0 <= w <= 1):
             raise ValueError(f"transitions_weight must be 'auto' or a number from 0 to 1, got {w!r}")
+        if not isinstance(self.rerank, bool):
+            raise ValueError(f"rerank must be true or false, got {self.rerank!r}")
 
     def fit(self, train_seqs: Sequences, valid_history: Sequences | None = None, valid_target: np.ndarray | None = None):
         """Train on ``train_seqs``, selecting the epoch by validation NDCG@10. Without an explicit
@@ -65,9 +72,22 @@ class SequentialRecommender:
                 self.train_config.metric)
         else:
             self.transitions_weight_ = float(self.transitions_weight)
-        if not self.transitions_weight_:  # the network alone: nothing to keep counting
+        self.ranker_, self.rerank_validation_ = None, {}
+        if self.rerank and self.transitions_ is not None:
+            candidates = Candidates.cat([self._candidates(valid_history.take(rows))[1] for rows in np.array_split(
+                np.arange(len(valid_history)), max(1, -(-len(valid_history) // 256)))])
+            self.ranker_, self.rerank_validation_ = fit_if_better(candidates, valid_target, self.train_config.metric,
+                                                                  self.train_config.seed)
+        if not self.transitions_weight_ and self.ranker_ is None:  # the network alone: nothing to keep counting
             self.transitions_ = None
         return self
+
+    def _candidates(self, histories: Sequences) -> tuple[torch.Tensor, Candidates]:
+        """(blended scores, candidates) for the re-ranker (rerank.candidate_features)."""
+        with torch.no_grad():
+            vectors = unwrap(self.network_).output_embeddings().detach()
+        return candidate_features(score_histories(self.network_, histories), self.transitions_, histories,
+                                  self.transitions_weight_, vectors, self.mask_history)
 
     def partial_fit(self, seqs: Sequences, epochs: int = 1) -> "SequentialRecommender":
         """Learn from ``seqs`` (e.g. the same users with their newest events): count its transitions
@@ -108,6 +128,8 @@ class SequentialRecommender:
         return self
 
     def score(self, histories: Sequences) -> np.ndarray:
+        if self.ranker_ is not None:
+            return reranked(*self._candidates(histories), self.ranker_).numpy()
         network = score_histories(self.network_, histories)
         return blended_scores(network, self.transitions_, histories, self.transitions_weight_).numpy()
 
@@ -121,6 +143,7 @@ class SequentialRecommender:
             "mask_history": self.mask_history,
             "transitions_weight": self.transitions_weight_,
             "item_text_encoder": self.item_text_encoder,
+            "rerank": self.rerank,
         }
 
     def save(self, root: Path | str, metrics: dict | None = None) -> artifacts.Artifact:
@@ -128,8 +151,10 @@ class SequentialRecommender:
         extra = {}
         if self.item_ids_ is not None:
             extra["items.json"] = json.dumps([str(x) for x in self.item_ids_]).encode()
-        if self.transitions_ is not None and self.transitions_weight_:
+        if self.transitions_ is not None:
             extra["transitions.npz"] = transitions_to_bytes(self.transitions_)
+        if self.ranker_ is not None:
+            extra["ranker.safetensors"] = safetensors.torch.save(self.ranker_.state_dict())
         return artifacts.save(root, self.network_.state_dict(), self.config(), metrics, extra_files=extra)
 
     @classmethod
@@ -143,13 +168,19 @@ class SequentialRecommender:
                   loss=LossConfig(**c["loss"]), train_config=TrainConfig(**{k: (tuple(v) if k == "betas" else v)
                                                                             for k, v in c["train_config"].items() if k in train_fields}),
                   mask_history=c.get("mask_history", True), transitions_weight=c.get("transitions_weight", 0.0),
-                  item_text_encoder=c.get("item_text_encoder", ""))
+                  item_text_encoder=c.get("item_text_encoder", ""), rerank=c.get("rerank", False))
         rec.network_ = build_model(c["model"], c["model_config"]["n_items"], **rec.model_config)
         rec.network_.load_state_dict(art.state_dict())
         rec.network_.eval()
         transitions_file = art.path / "transitions.npz"
         rec.transitions_weight_ = float(rec.transitions_weight) if transitions_file.exists() else 0.0
         rec.transitions_ = transitions_from_bytes(transitions_file.read_bytes()) if transitions_file.exists() else None
+        ranker_file = art.path / "ranker.safetensors"
+        rec.ranker_ = None
+        if ranker_file.exists():
+            rec.ranker_ = CandidateRanker()
+            rec.ranker_.load_state_dict(safetensors.torch.load(ranker_file.read_bytes()))
+            rec.ranker_.eval()
         items_file = art.path / "items.json"
         rec.item_ids_ = np.array(json.loads(items_file.read_text()), dtype=object) if items_file.exists() else None
         return rec
