@@ -74,8 +74,7 @@ class SequentialRecommender:
             self.transitions_weight_ = float(self.transitions_weight)
         self.ranker_, self.rerank_validation_ = None, {}
         if self.rerank and self.transitions_ is not None:
-            candidates = Candidates.cat([self._candidates(valid_history.take(rows))[1] for rows in np.array_split(
-                np.arange(len(valid_history)), max(1, -(-len(valid_history) // 256)))])
+            candidates = Candidates.cat([self._candidates(valid_history.take(rows))[1] for rows in _chunks(len(valid_history))])
             self.ranker_, self.rerank_validation_ = fit_if_better(candidates, valid_target, self.train_config.metric,
                                                                   self.train_config.seed)
         if not self.transitions_weight_ and self.ranker_ is None:  # the network alone: nothing to keep counting
@@ -129,7 +128,8 @@ class SequentialRecommender:
 
     def score(self, histories: Sequences) -> np.ndarray:
         if self.ranker_ is not None:
-            return reranked(*self._candidates(histories), self.ranker_).numpy()
+            return np.concatenate([reranked(*self._candidates(histories.take(rows)), self.ranker_).numpy()
+                                   for rows in _chunks(len(histories))])
         network = score_histories(self.network_, histories)
         return blended_scores(network, self.transitions_, histories, self.transitions_weight_).numpy()
 
@@ -184,6 +184,11 @@ class SequentialRecommender:
         items_file = art.path / "items.json"
         rec.item_ids_ = np.array(json.loads(items_file.read_text()), dtype=object) if items_file.exists() else None
         return rec
+
+
+def _chunks(n: int, size: int = 256) -> list[np.ndarray]:
+    """Row ranges of at most ``size``: the re-ranker's features hold several [rows, n_items] matrices at once."""
+    return np.array_split(np.arange(n), max(1, -(-n // size)))
 
 
 def _drop_last_of(seqs: Sequences, rows: np.ndarray) -> Sequences:
