@@ -48,6 +48,7 @@ class SequentialRecommender:
             raise ValueError(f"transitions_weight must be 'auto' or a number from 0 to 1, got {w!r}")
         if not isinstance(self.rerank, bool):
             raise ValueError(f"rerank must be true or false, got {self.rerank!r}")
+        self.ranker_: CandidateRanker | None = None  # learned in fit (rerank.py); none until then
 
     def fit(self, train_seqs: Sequences, valid_history: Sequences | None = None, valid_target: np.ndarray | None = None):
         """Train on ``train_seqs``, selecting the epoch by validation NDCG@10. Without an explicit
