@@ -53,6 +53,7 @@ def test_sessions_bench_end_to_end(tmp_path, model):
         assert m["test"]["hr@20"] == 1.0 and m["test"]["mrr@20"] == 1.0
     else:
         assert m["epochs"] == 3 and m["valid"] and (tmp_path / "run" / "model").is_dir()
+        assert isinstance(m["reranker"], bool) and "transitions_weight" in m  # what the scores went through, recorded
         assert m["test"]["hr@20"] == 1.0  # 12 items: every list holds all of them
         assert m["test"]["mrr@20"] > 1 / 6  # well above a random order of 12 items (mean 1/rank ~ 0.26 only by luck)
 

@@ -234,13 +234,7 @@ def run_sequential_benchmark(data: Path, model: str, out: Path, overrides: dict[
                       "network_epochs": refit_epochs if hasattr(recommender, "partial_fit") else 0},
         },
         "item_text": None if item_repr == "id" else {"encoder": item_text, "tuning": text_tuning},
-        "transitions_weight": getattr(recommender, "transitions_weight_", None),
-        "blend_validation": {str(w): {k: m[k] for k in ("ndcg@10", "hr@10")}  # per candidate weight; "valid" is the network alone
-                             for w, m in getattr(recommender, "blend_validation_", {}).items()},
-        # the blend's order and the re-ranked one on the validation step, 2-fold by user (rerank.py); null: not re-ranked
-        "reranker": getattr(recommender, "ranker_", None) is not None,
-        "rerank_validation": {name: {k: m[k] for k in ("ndcg@10", "hr@10")}
-                              for name, m in getattr(recommender, "rerank_validation_", {}).items()},
+        **_scoring_summary(recommender),
         "valid": valid_metrics,
         "test": test_metrics,
         **by_kind,
@@ -291,6 +285,21 @@ def _finish(metrics: dict, out: Path, recommender, model: str, data: Path, valid
 
 
 DATA_FORMATS = ["user-sequences", "recbole-text"]
+
+
+def _scoring_summary(recommender) -> dict:
+    """What the network's scores went through after training, as chosen on validation (NDCG@10 / HR@10 there)."""
+    def brief(metrics: dict) -> dict:
+        return {k: metrics[k] for k in ("ndcg@10", "hr@10")}
+
+    return {
+        "transitions_weight": getattr(recommender, "transitions_weight_", None),
+        # per candidate weight; "valid" is the network alone
+        "blend_validation": {str(w): brief(m) for w, m in getattr(recommender, "blend_validation_", {}).items()},
+        # the blend's order and the re-ranked one on the validation step, 2-fold by user (rerank.py)
+        "reranker": getattr(recommender, "ranker_", None) is not None,
+        "rerank_validation": {name: brief(m) for name, m in getattr(recommender, "rerank_validation_", {}).items()},
+    }
 
 
 def _read_benchmark(data: Path, data_format: str):
@@ -437,6 +446,7 @@ def run_session_benchmark(data: Path, model: str, out: Path, overrides: dict[str
                          "training sessions (held out of training)" if result else "none (baseline)",
             "valid_cases": len(valid_target),
         },
+        **_scoring_summary(recommender),
         "valid": result.best_metrics if result else {},
         "test": test_metrics,
         **_training_summary(result, n_epochs),
