@@ -35,6 +35,14 @@ def test_ranker_is_kept_when_it_beats_the_blend_order_on_held_out_cases():
     assert (torch.gather(new.items, 1, order)[:, 0].numpy() == new_targets).mean() > 0.5  # cases it never saw (random: 0.05)
 
 
+def test_a_ranker_needs_a_target_among_the_warm_candidates():
+    candidates, targets = lists()
+    cold = candidates._replace(warm=torch.zeros_like(candidates.warm))
+    with pytest.raises(ValueError, match="warm candidates"):
+        CandidateRanker().fit(cold, cold.items == torch.from_numpy(targets)[:, None])
+    assert fit_if_better(cold, targets) == (None, {})
+
+
 def test_ranker_is_dropped_when_it_does_not_beat_the_blend():
     candidates, _ = lists()
     ranker, values = fit_if_better(candidates, candidates.items[:, 0].numpy())  # the blend's first is always right
@@ -89,3 +97,35 @@ def test_recommender_with_a_ranker_saves_and_loads_the_same_scores(tmp_path):
     again = SequentialRecommender.load(rec.save(tmp_path / "reranked").path)
     assert again.ranker_ is not None
     assert np.allclose(again.score(split.test_history), scores, equal_nan=True)
+
+
+def test_the_api_serves_the_re_ranked_order(tmp_path):
+    from shelfwise.serving.models import load_service, shop_sequences
+    from shelfwise.store import Store
+    from tests.serving_helpers import fill_shop, make_settings
+
+    settings = make_settings(tmp_path)
+    store = Store.open(settings)
+    try:
+        fill_shop(store)
+        seqs = shop_sequences(store)
+        rec = SequentialRecommender("sasrec", {"hidden": 8, "heads": 1, "layers": 1, "inner": 8, "max_len": 6},
+                                    train_config=TrainConfig(epochs=1, batch_size=64, warmup_steps=1, progress=False),
+                                    transitions_weight=0.3).fit(seqs)
+        # Every session runs pan -> knife -> garden, and fit held the garden items out: learn on pan -> knife.
+        _, candidates = rec._candidates(seqs.truncate(2))
+        rec.ranker_ = CandidateRanker().fit(candidates, candidates.items == torch.from_numpy(seqs.last(2))[:, None], epochs=2)
+        torch.nn.init.normal_(rec.ranker_.mlp[-1].weight, std=5.0)  # an order of its own, unlike the blend's
+        rec.save(settings.artifacts / "sasrec")
+        service = load_service(settings, store, "sasrec")
+        assert service.model.ranker_ is not None
+        one = Sequences.from_lists([[int(np.flatnonzero(rec.item_ids_ == "I03")[0])]], n_items=len(rec.item_ids_) - 1)
+        model_row = rec.score(one)[0]
+        served, personal = service.score(service.indexes(["I03"]))  # the API's scores, by catalogue index
+        assert personal
+        by_id = {str(service.item_ids[i]): served[i] for i in range(1, len(served))}
+        assert np.allclose([by_id[str(x)] for x in rec.item_ids_[1:]], model_row[1:])  # the re-ranked scores, mapped by id
+        rec.ranker_ = None
+        assert not np.allclose(rec.score(one)[0][1:], model_row[1:])  # ... which are not the blend's
+    finally:
+        store.close()

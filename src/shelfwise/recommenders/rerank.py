@@ -138,6 +138,8 @@ class CandidateRanker(nn.Module):
         generator = torch.Generator().manual_seed(seed)
         torch.manual_seed(seed)
         keep = (labels & candidates.warm).any(1)
+        if not keep.any():
+            raise ValueError("no history has its target among its warm candidates: nothing to learn an order from")
         x, y, warm = candidates.features[keep], labels[keep].float().argmax(1), candidates.warm[keep]
         flat = x.reshape(-1, x.shape[-1])
         self.mean.copy_(flat.mean(0))
