@@ -10,11 +10,13 @@ for each of the blend's top ``CANDIDATES`` items, what both sides say of it and 
     the item's cosine to the last item and to the history in the network's item table, the item's
     popularity, the history's length, how peaked the network is and how much the transitions know.
 
-It is trained on the validation step (listwise: a softmax over each history's candidates, the
+It is trained on the validation step (listwise: a softmax over each history's warm candidates, the
 target the label), after the epoch and the blend weight are chosen, and kept only if a 2-fold
-split of the validation histories says it beats the blend. Items outside the candidates keep
-their blended order below them. On Amazon Beauty's validation step (2-fold by user): NDCG@10 /
-HR@10 0.0712 / 0.1181 with the blend, 0.0761 / 0.1257 re-ranked (docs/recommenders.md).
+split of the validation histories says it beats the blend. The warm candidates then share their
+blended probability in its proportions; cold candidates and every other item keep their blended
+probability (Candidates.rescored). On Amazon Beauty's validation step (2-fold by user): NDCG@10 /
+HR@10 0.0712 / 0.1181 with the blend, 0.0763 / 0.1258 re-ranked; test 0.0624 / 0.1031 -> 0.0669 /
+0.1096 (docs/benchmarks.md).
 """
 
 from __future__ import annotations
