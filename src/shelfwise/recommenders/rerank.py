@@ -32,7 +32,6 @@ from shelfwise.datasets.sequences import Sequences
 from shelfwise.evaluation.metrics import mask_seen, ranking_metrics
 from shelfwise.recommenders.baselines import ItemTransitions
 from shelfwise.recommenders.blend import blend_parts
-from shelfwise.recommenders.sparse import gather_rows
 
 CANDIDATES = 100
 FEATURES = 16
@@ -82,8 +81,9 @@ def candidate_features(network_scores: torch.Tensor, transitions: ItemTransition
 
     log_p = torch.log(at(probabilities) + 1e-12)
     log_f = torch.log(at(follows) + 1e-6)
-    steps = [torch.log(at(_followers(transitions, histories.last(back))) + 1e-6) for back in (1, 2, 3)]
-    whole = torch.log(at(_history_followers(transitions, histories)) + 1e-6)
+    m = transitions.transitions_
+    steps = [torch.log(_entries(m, histories.last(back), candidates) + 1e-6) for back in (1, 2, 3)]
+    whole = torch.log(_entries(_history_followers(transitions, histories), np.arange(n), candidates) + 1e-6)
     vectors = nn.functional.normalize(item_vectors, dim=1)
     last = vectors[torch.from_numpy(histories.last(1))]
     rows = torch.from_numpy(np.repeat(np.arange(n), histories.lengths))
@@ -103,22 +103,20 @@ def candidate_features(network_scores: torch.Tensor, transitions: ItemTransition
     return blended, Candidates(candidates, at(blended), features, warm)
 
 
-def _followers(transitions: ItemTransitions, items: np.ndarray) -> torch.Tensor:
-    """[n, n_items + 1]: what followed each of ``items`` (0 = none: an empty row)."""
-    m = transitions.transitions_
-    out = torch.zeros(len(items), m.shape[1])
-    row, cols, vals = gather_rows(m, items)
-    out[torch.from_numpy(row), torch.from_numpy(cols.astype(np.int64))] = torch.from_numpy(vals)
-    return out
+def _entries(matrix: sp.csr_matrix, rows: np.ndarray, columns: torch.Tensor) -> torch.Tensor:
+    """[n, k]: ``matrix[rows[i], columns[i, j]]``, read from the sparse matrix (no dense [n, n_items] copy)."""
+    n, k = columns.shape
+    values = matrix[np.repeat(np.asarray(rows, dtype=np.int64), k), columns.reshape(-1).numpy().astype(np.int64)]
+    return torch.from_numpy(np.asarray(values, dtype=np.float32).reshape(n, k))
 
 
-def _history_followers(transitions: ItemTransitions, histories: Sequences) -> torch.Tensor:
+def _history_followers(transitions: ItemTransitions, histories: Sequences) -> sp.csr_matrix:
     """[n, n_items + 1]: what followed the history's items, all of them alike (mean of their rows)."""
     m = transitions.transitions_
     rows = np.repeat(np.arange(len(histories)), histories.lengths)
-    pick = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, histories.items)), shape=(len(histories), m.shape[0]))
-    out = torch.from_numpy((pick @ m).toarray())
-    return out / torch.from_numpy(np.maximum(histories.lengths, 1).astype(np.float32))[:, None]
+    weights = (1.0 / np.maximum(histories.lengths, 1))[rows].astype(np.float32)
+    pick = sp.csr_matrix((weights, (rows, histories.items)), shape=(len(histories), m.shape[0]))
+    return (pick @ m).tocsr()
 
 
 class CandidateRanker(nn.Module):
@@ -132,6 +130,11 @@ class CandidateRanker(nn.Module):
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.mlp((features - self.mean) / self.std).squeeze(-1)
+
+    @torch.no_grad()
+    def logits(self, features: torch.Tensor, rows: int = 2048) -> torch.Tensor:
+        """``self(features)`` a few thousand histories at a time: the hidden layers of all at once are large."""
+        return torch.cat([self(part) for part in features.split(rows)]) if len(features) else features.new_zeros(features.shape[:2])
 
     def fit(self, candidates: Candidates, labels: torch.Tensor, epochs: int = 20, lr: float = 3e-3, batch_size: int = 256,
             seed: int = 0) -> "CandidateRanker":
@@ -163,9 +166,7 @@ class CandidateRanker(nn.Module):
 
 def reranked(blended: torch.Tensor, candidates: Candidates, ranker: CandidateRanker) -> torch.Tensor:
     """``blended`` [n, n_items + 1] with its candidates rescored by ``ranker`` (Candidates.rescored)."""
-    with torch.no_grad():
-        scores = candidates.rescored(ranker(candidates.features))
-    return blended.clone().scatter_(1, candidates.items, scores)
+    return blended.clone().scatter_(1, candidates.items, candidates.rescored(ranker.logits(candidates.features)))
 
 
 def fit_if_better(candidates: Candidates, targets: np.ndarray, metric: str = "ndcg@10",
@@ -181,8 +182,7 @@ def fit_if_better(candidates: Candidates, targets: np.ndarray, metric: str = "nd
             return None, {}
         ranker = CandidateRanker(candidates.features.shape[-1]).fit(Candidates(*(c[~part] for c in candidates)), labels[~part], seed=seed)
         held = Candidates(*(c[part] for c in candidates))
-        with torch.no_grad():
-            scores[part] = held.rescored(ranker(held.features))
+        scores[part] = held.rescored(ranker.logits(held.features))
     order = torch.argsort(-scores, dim=1, stable=True)
     values = {"blend": ranking_metrics(candidates.items, targets_t),
               "reranked": ranking_metrics(torch.gather(candidates.items, 1, order), targets_t)}
