@@ -85,8 +85,8 @@ class SequentialRecommender:
     def _candidates(self, histories: Sequences) -> tuple[torch.Tensor, Candidates]:
         """(blended scores, candidates) for the re-ranker (rerank.candidate_features)."""
         with torch.no_grad():
-            vectors = unwrap(self.network_).output_embeddings().detach()
-        return candidate_features(score_histories(self.network_, histories), self.transitions_, histories,
+            vectors = unwrap(self.network_).output_embeddings().detach()  # once: a text-aware table projects all items
+        return candidate_features(score_histories(self.network_, histories, vectors), self.transitions_, histories,
                                   self.transitions_weight_, vectors, self.mask_history)
 
     def partial_fit(self, seqs: Sequences, epochs: int = 1) -> "SequentialRecommender":

@@ -20,8 +20,9 @@ def unwrap(model: nn.Module) -> nn.Module:
 
 
 @torch.no_grad()
-def score_histories(model: nn.Module, histories: Sequences) -> torch.Tensor:
-    """[n, n_items + 1] scores of every item as the next one after each history (column 0 = -inf)."""
+def score_histories(model: nn.Module, histories: Sequences, item_vectors: torch.Tensor | None = None) -> torch.Tensor:
+    """[n, n_items + 1] scores of every item as the next one after each history (column 0 = -inf).
+    ``item_vectors``: the model's output embeddings when the caller has them already (a text-aware table computes them)."""
     model = unwrap(model)
     c = model.config
     was_training = model.training
@@ -32,7 +33,7 @@ def score_histories(model: nn.Module, histories: Sequences) -> torch.Tensor:
     else:
         inputs = left_pad(histories, c.max_len)
     hidden = model(torch.from_numpy(inputs))[:, -1]
-    scores = hidden @ model.output_embeddings().T
+    scores = hidden @ (model.output_embeddings() if item_vectors is None else item_vectors).T
     scores[:, 0] = float("-inf")
     model.train(was_training)
     return scores
@@ -106,4 +107,3 @@ class NextItemTask:
         metrics, _ = evaluate_ranking(lambda h: score_histories(model, h), self.valid_history, self.valid_target,
                                       ks=self.ks, mask_history=self.mask_history)
         return metrics
-
