@@ -88,12 +88,12 @@ def test_recommender_with_a_ranker_saves_and_loads_the_same_scores(tmp_path):
                                 train_config=TrainConfig(epochs=1, batch_size=64, warmup_steps=1, progress=False),
                                 transitions_weight=0.3).fit(split.train, split.valid_history, split.valid_target)
     _, candidates = rec._candidates(split.valid_history)
-    rec.ranker_ = CandidateRanker().fit(candidates, candidates.items == torch.from_numpy(split.valid_target)[:, None], epochs=2)
-    scores = rec.score(split.test_history)
+    ranker = CandidateRanker().fit(candidates, candidates.items == torch.from_numpy(split.valid_target)[:, None], epochs=2)
     rec.ranker_ = None
     blend_only = rec.score(split.test_history)
+    rec.ranker_ = ranker
+    scores = rec.score(split.test_history)
     assert not np.allclose(scores, blend_only) and np.allclose(scores.sum(1), blend_only.sum(1), equal_nan=True)
-    rec.ranker_ = CandidateRanker().fit(candidates, candidates.items == torch.from_numpy(split.valid_target)[:, None], epochs=2)
     again = SequentialRecommender.load(rec.save(tmp_path / "reranked").path)
     assert again.ranker_ is not None
     assert np.allclose(again.score(split.test_history), scores, equal_nan=True)
