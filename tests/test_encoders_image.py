@@ -63,6 +63,25 @@ def test_encode_paths_and_bytes_and_a_truncated_jpeg_does_not_stop_the_batch(enc
     assert np.allclose(encoder.encode(sources[:2]), result.vectors[:2], atol=1e-5)
 
 
+def test_pixels_are_the_preprocessed_photos_and_name_the_unreadable_ones(encoder, tmp_path):
+    red = _photo((200, 30, 30))
+    result = encoder.pixels([_jpeg(red), b"not an image"])
+    assert result.vectors.shape == (2, 3, 224, 224) and result.vectors.dtype == np.float16
+    assert result.ok.tolist() == [True, False] and "image 1" in result.errors[1]
+    expected = preprocess(read_image(_jpeg(red)), encoder.config)
+    assert np.allclose(result.vectors[0], expected, atol=2e-3) and not result.vectors[1].any()
+
+
+def test_weights_tag_names_the_weights():
+    from shelfwise.encoders.image import load_backbone
+
+    tuned = load_backbone().state_dict()
+    assert ImageEncoder().weights_tag == "imagenet"
+    tag = ImageEncoder(weights=tuned).weights_tag
+    tuned["_conv_head.weight"] = tuned["_conv_head.weight"] + 1e-3
+    assert tag != "imagenet" and ImageEncoder(weights=tuned).weights_tag != tag
+
+
 def test_read_image_errors_name_the_item():
     with pytest.raises(ImageReadError, match=r"image 7 \(3 bytes\)"):
         read_image(b"abc", 7)

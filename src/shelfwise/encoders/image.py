@@ -161,6 +161,15 @@ class BackboneTail(nn.Module):
         return F.normalize(backbone_tail(self.backbone, activations.float(), self.start), dim=-1)
 
 
+def _digest(weights: Mapping[str, torch.Tensor]) -> str:
+    import hashlib
+
+    digest = hashlib.sha1()
+    for name in sorted(weights):
+        digest.update(name.encode() + weights[name].detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:12]
+
+
 def _describe(source: ImageSource, position: int) -> str:
     if isinstance(source, (str, Path)):
         return f"image {position} ({source})"
@@ -274,6 +283,8 @@ class ImageEncoder:
         self.config = config or ImageEncoderConfig()
         self.device = device
         self.model = load_backbone(weights).to(device)
+        # Names the weights in cache keys: features of a fine-tuned backbone are not the pretrained ones.
+        self.weights_tag = "imagenet" if weights is None else _digest(weights)
 
     @property
     def dim(self) -> int:
@@ -344,6 +355,17 @@ class ImageEncoder:
             out[positions, :cnn] = self.network_vectors(pixels).float().cpu().numpy()
             if self.config.colour_bins:
                 out[positions, cnn:] = np.stack([colour_histogram(image, self.config.colour_bins) for image in decoded])
+            ok[positions] = True
+        return EncodedImages(vectors=out, ok=ok, errors=errors)
+
+    def pixels(self, images: Sequence[ImageSource], transform: Callable | None = None, progress: bool = False) -> EncodedImages:
+        """The preprocessed photos themselves (float16 [n, 3, S, S], zeros where a photo failed):
+        the input of fine-tuning (shelfwise.multimodal.photo_tuning)."""
+        images = list(images)
+        size = self.config.image_size
+        out, ok, errors = np.zeros((len(images), 3, size, size), dtype=np.float16), np.zeros(len(images), dtype=bool), {}
+        for positions, pixels, _ in self._pixel_batches(images, None, transform, progress, errors):
+            out[positions] = pixels.cpu().numpy()
             ok[positions] = True
         return EncodedImages(vectors=out, ok=ok, errors=errors)
 

@@ -72,6 +72,8 @@ def image_features(encoder, paths: Sequence[str], view: str = "plain", cache_dir
     transform = _transform(view)
     c = encoder.config
     kind = f"image-{c.image_size}px-blocks{'_'.join(map(str, c.pooled_blocks))}-colour{c.colour_bins}"
+    if encoder.weights_tag != "imagenet":  # the pretrained features keep their old cache names
+        kind += f"-{encoder.weights_tag}"
     return _cached(cache_dir, _key(kind, view, paths), lambda: encoder.encode(list(paths), transform=transform, progress=progress))
 
 
