@@ -80,6 +80,37 @@ def test_bench_multimodal_command_writes_metrics_and_a_loadable_model(fashion_fo
     assert saved.make_image_encoder().dim == saved.aligner.config.image_dim
 
 
+@pytest.mark.slow
+def test_bench_multimodal_tune_photos_serves_the_tuned_backbone(fashion_folder, tmp_path):
+    import torch
+    from click.testing import CliRunner
+
+    from shelfwise.commands.multimodal import multimodal
+    from shelfwise.config import Settings
+    from shelfwise.encoders.image import load_backbone
+    from shelfwise.multimodal.model import MultimodalModel
+
+    torch.set_num_threads(1)
+    out, settings = tmp_path / "out", Settings(home=tmp_path / "home", quiet=True)
+    args = ["--data", str(fashion_folder), "--out", str(out), "--test-size", "10", "--extra-names", "12", "--no-ablations"]
+    result = CliRunner().invoke(multimodal, args + ["--tune-photos"], obj=settings, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    tuning = json.loads((out / "metrics.json").read_text())["photo_tuning"]
+    assert len(tuning["history"]) == 8 and 0 <= tuning["best_epoch"] < 8
+    assert set(tuning["history"][0]["valid_accuracy"]) == {"articleType", "baseColour", "gender"}
+    model = MultimodalModel.load(out / "model")
+    pretrained = load_backbone().state_dict()["_conv_head.weight"]
+    assert model.image_weights is not None and not torch.equal(model.image_weights["_conv_head.weight"], pretrained)
+    # The tuned features are cached under the weights' name, apart from the pretrained ones (same photos, other weights).
+    encoder = model.make_image_encoder()
+    cached = [p.name for p in (out / "cache").glob("image-*")]
+    assert len(cached) == 2 and all(f"-{encoder.weights_tag}-" in name for name in cached)
+    assert encoder.dim == model.aligner.config.image_dim
+
+    result = CliRunner().invoke(multimodal, args + ["--tune-photos", "--tune-image"], obj=settings)
+    assert result.exit_code != 0 and "choose one" in result.output
+
+
 def test_split_is_disjoint_and_seeded():
     from shelfwise.multimodal.benchmark import split
 

@@ -26,6 +26,7 @@ from shelfwise.multimodal.features import colour_features, image_features, text_
 from shelfwise.multimodal.fusion import FUSIONS, FusionConfig, ItemFuser
 from shelfwise.multimodal.labels import build_vocab
 from shelfwise.multimodal.model import MultimodalModel
+from shelfwise.multimodal.photo_tuning import PhotoTuner, PhotoTuningConfig
 from shelfwise.training.loop import TrainConfig
 
 LABELS = ("articleType", "baseColour", "gender", "season", "usage")
@@ -54,6 +55,10 @@ class BenchConfig:
     pooled_blocks: tuple[int, ...] = tuple(range(5, 16))
     photo_probe_l2: float = 1e-3
     tune_image: bool = False
+    # Fine-tune the whole image backbone on the training photos' labels first (~20 min on 2 CPU
+    # threads); every variant then reads the tuned backbone's features and the saved model serves it.
+    # Off by default: not better on text -> image Recall@10 with the weights validation chooses (docs/benchmarks.md).
+    photo_tuning: PhotoTuningConfig | None = None
     image_lr_scale: float = 0.1  # pretrained weights move at this multiple of the heads' learning rate
     tuning: TrainConfig = field(default_factory=lambda: TrainConfig(
         epochs=20, batch_size=256, lr=1e-3, weight_decay=0.05, warmup_steps=20, metric="selection", patience=6, progress=False))
@@ -146,8 +151,19 @@ def run(folder: Path | str, out: Path | str, config: BenchConfig | None = None, 
     parts = split(len(photos), c.test_size, c.valid_fraction, c.seed)
     log(f"data: {folder} — {len(photos):,} photos ({len(parts['train'])} train, {len(parts['valid'])} valid, {len(parts['test'])} test), {len(styles):,} product names")
 
-    image_encoder, text_encoder = ImageEncoder(ImageEncoderConfig(image_size=c.image_size, pooled_blocks=c.pooled_blocks)), TextEncoder()
     paths = photos["path"].tolist()
+    vocabs = {k: build_vocab(styles[k], photos[k]) for k in LABELS}
+    labels = {k: photos[k].to_numpy() for k in LABELS}
+    tuned_weights = None
+    if c.photo_tuning is not None:
+        if c.tune_image:
+            raise ValueError("photo_tuning and tune_image both fine-tune the image backbone; choose one")
+        t0 = time.time()
+        tuner = tune_photos(c, paths, parts, labels, vocabs, log)
+        tuned_weights = tuner.weights_
+        tuning_summary = {"best_epoch": tuner.best_epoch_, "history": tuner.history_, "seconds": round(time.time() - t0, 1)}
+    image_encoder = ImageEncoder(ImageEncoderConfig(image_size=c.image_size, pooled_blocks=c.pooled_blocks), weights=tuned_weights)
+    text_encoder = TextEncoder()
     pooled = np.stack([image_features(image_encoder, paths, v, cache, progress) for v in c.views], axis=1)  # [n, V, 1280 + blocks]
     cnn = pooled[:, :, :EMBEDDING_DIM]  # the head's features: what ImageEncoder() without pooled blocks gives
     colours = np.stack([colour_features(paths, c.colour_bins, v, cache) for v in c.views], axis=1) if c.colour_bins else None
@@ -166,8 +182,6 @@ def run(folder: Path | str, out: Path | str, config: BenchConfig | None = None, 
     for key in parts:
         parts[key] = parts[key][~failed[parts[key]]]
 
-    vocabs = {k: build_vocab(styles[k], photos[k]) for k in LABELS}
-    labels = {k: photos[k].to_numpy() for k in LABELS}
     # Names without a photo, none of them a test product's: the text side's extra training data.
     extra = styles[~styles["id"].isin(photos["id"])]
     if c.extra_texts and len(extra) > c.extra_texts:
@@ -205,6 +219,8 @@ def run(folder: Path | str, out: Path | str, config: BenchConfig | None = None, 
 
     results: dict = {"machine": _machine(), "data": str(folder), "split": {k: int(len(v)) for k, v in parts.items()},
                      "config": _jsonable(asdict(c))}
+    if tuned_weights is not None:
+        results["photo_tuning"] = tuning_summary
     main_alignment = replace(c.alignment, image_dim=image_dim)
     # Each variant adds one thing to the one before (the floor first: the issue's baseline).
     plain_cnn = replace(main_alignment, image_dim=cnn.shape[2])
@@ -286,7 +302,7 @@ def run(folder: Path | str, out: Path | str, config: BenchConfig | None = None, 
 
     image_config = {"colour_bins": chosen_variant.colour_bins, "image_size": c.image_size, "pooled_blocks": list(chosen_variant.pooled_blocks)}
     model = MultimodalModel(aligner, best_fuser, image_config=image_config,
-                            image_weights=aligner.image_backbone_weights())
+                            image_weights=aligner.image_backbone_weights() or tuned_weights)
     # Time what search will run: the saved model's image encoder, colour histogram included.
     results["throughput"] = {"images_per_second": round(image_throughput(model.make_image_encoder(), [paths[i] for i in te]), 1), "threads": torch.get_num_threads()}
     results["seconds"] = round(time.time() - started, 1)
@@ -294,6 +310,29 @@ def run(folder: Path | str, out: Path | str, config: BenchConfig | None = None, 
     results["artifact"] = str(artifact.path)
     (out / "metrics.json").write_text(json.dumps(results, indent=2, default=float))
     return results
+
+
+def tune_photos(c: BenchConfig, paths: list[str], parts: dict[str, np.ndarray], labels: dict[str, np.ndarray],
+                vocabs: dict[str, list[str]], log=print) -> PhotoTuner:
+    """Fine-tune the image backbone on the training photos' labels, the epoch chosen on the
+    validation photos (see shelfwise.multimodal.photo_tuning); unreadable photos are left out."""
+    from shelfwise.encoders.image import ImageEncoder, ImageEncoderConfig
+    from shelfwise.multimodal.labels import encode_labels
+
+    encoder = ImageEncoder(ImageEncoderConfig(image_size=c.image_size))
+    attributes = list(c.photo_tuning.attribute_weights)
+    unknown = [a for a in attributes if a not in labels]
+    if unknown:
+        raise ValueError(f"photo tuning attributes {unknown} are not fashion labels; expected some of {list(LABELS)}")
+
+    def inputs(rows: np.ndarray):
+        pixels = encoder.pixels([paths[i] for i in rows])
+        rows = rows[pixels.ok]
+        return pixels.vectors[pixels.ok], {a: encode_labels(labels[a][rows], vocabs[a]) for a in attributes}
+
+    train_pixels, train_codes = inputs(parts["train"])
+    log(f"photo tuning: {len(train_pixels)} training photos, {c.photo_tuning.epochs} epochs")
+    return PhotoTuner(c.photo_tuning).fit(train_pixels, train_codes, {a: len(vocabs[a]) for a in attributes}, inputs(parts["valid"]), log=log)
 
 
 def _brief(m: dict) -> str:
