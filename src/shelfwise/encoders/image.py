@@ -152,13 +152,19 @@ class BackboneTail(nn.Module):
 
     def train(self, mode: bool = True) -> "BackboneTail":
         super().train(mode)
-        for module in self.modules():
-            if isinstance(module, nn.BatchNorm2d):
-                module.eval()
+        freeze_batch_norms(self)
         return self
 
     def forward(self, activations: torch.Tensor) -> torch.Tensor:
         return F.normalize(backbone_tail(self.backbone, activations.float(), self.start), dim=-1)
+
+
+def freeze_batch_norms(module: nn.Module) -> None:
+    """Put every batch norm in ``module`` back in eval mode (ImageNet statistics) after ``train()``:
+    a few dozen shop photos per batch estimate them worse, and training then computes what serving does."""
+    for child in module.modules():
+        if isinstance(child, nn.BatchNorm2d):
+            child.eval()
 
 
 def _digest(weights: Mapping[str, torch.Tensor]) -> str:

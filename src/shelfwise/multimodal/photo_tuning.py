@@ -157,8 +157,8 @@ class PhotoTuner:
 
 def _train_mode(backbone: nn.Module, heads: nn.Module, training: bool) -> None:
     """Train or evaluate, batch norms always on their ImageNet statistics."""
+    from shelfwise.encoders.image import freeze_batch_norms
+
     backbone.train(training)
     heads.train(training)
-    for module in backbone.modules():
-        if isinstance(module, nn.BatchNorm2d):
-            module.eval()
+    freeze_batch_norms(backbone)
