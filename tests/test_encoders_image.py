@@ -63,7 +63,7 @@ def test_encode_paths_and_bytes_and_a_truncated_jpeg_does_not_stop_the_batch(enc
     assert np.allclose(encoder.encode(sources[:2]), result.vectors[:2], atol=1e-5)
 
 
-def test_pixels_are_the_preprocessed_photos_and_name_the_unreadable_ones(encoder, tmp_path):
+def test_pixels_are_the_preprocessed_photos_and_name_the_unreadable_ones(encoder):
     red = _photo((200, 30, 30))
     result = encoder.pixels([_jpeg(red), b"not an image"])
     assert result.vectors.shape == (2, 3, 224, 224) and result.vectors.dtype == np.float16

@@ -154,7 +154,7 @@ def run(folder: Path | str, out: Path | str, config: BenchConfig | None = None, 
     paths = photos["path"].tolist()
     vocabs = {k: build_vocab(styles[k], photos[k]) for k in LABELS}
     labels = {k: photos[k].to_numpy() for k in LABELS}
-    tuned_weights = None
+    tuned_weights, tuning_summary = None, None
     if c.photo_tuning is not None:
         if c.tune_image:
             raise ValueError("photo_tuning and tune_image both fine-tune the image backbone; choose one")
@@ -219,7 +219,7 @@ def run(folder: Path | str, out: Path | str, config: BenchConfig | None = None, 
 
     results: dict = {"machine": _machine(), "data": str(folder), "split": {k: int(len(v)) for k, v in parts.items()},
                      "config": _jsonable(asdict(c))}
-    if tuned_weights is not None:
+    if tuning_summary is not None:
         results["photo_tuning"] = tuning_summary
     main_alignment = replace(c.alignment, image_dim=image_dim)
     # Each variant adds one thing to the one before (the floor first: the baseline).
