@@ -128,7 +128,7 @@ def _burst(client, headers, n: int) -> list[int]:
 
 
 def test_rate_limit_in_process(tmp_path):
-    app, store = shop_app(tmp_path, rate_limit=1.0, rate_burst=3)
+    app, store = shop_app(tmp_path, rate_limit=0.01, rate_burst=3)
     with TestClient(app) as client:
         a, b = key(store, "read"), key(store, "read")
         assert _burst(client, a, 4) == [200, 200, 200, 429]
@@ -157,8 +157,8 @@ def redis_url():
 
 
 def test_rate_limit_in_redis_is_shared_by_replicas(tmp_path, redis_url):
-    app1, store = shop_app(tmp_path, rate_limit=1.0, rate_burst=4, redis_url=redis_url)
-    app2, _ = shop_app(tmp_path, store=store, rate_limit=1.0, rate_burst=4, redis_url=redis_url)
+    app1, store = shop_app(tmp_path, rate_limit=0.01, rate_burst=4, redis_url=redis_url)
+    app2, _ = shop_app(tmp_path, store=store, rate_limit=0.01, rate_burst=4, redis_url=redis_url)
     assert app1.state.limiter.backend == "redis"
     with TestClient(app1) as one, TestClient(app2) as two:
         headers = key(store, "read")
