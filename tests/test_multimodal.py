@@ -121,6 +121,63 @@ def test_photo_probes_read_attributes_and_score_items_by_log_probability(tmp_pat
     assert list(loaded.photo_attributes(unseen, "articleType")) == list(aligner.photo_attributes(unseen, "articleType"))
 
 
+def test_text_probes_learn_from_names_without_photos_and_feed_the_query_vectors(tmp_path):
+    """A name's article type is written into 20 of its features. The paired names are all shirts
+    and jeans; only names without a photo show watches, so reading "Watches" from an unseen name
+    proves the probe learned from the extra names. Query vectors carry the probe's probabilities
+    (times the weight), items its log-probabilities, and both survive the artifact round trip."""
+    rng = np.random.default_rng(0)
+
+    def names(types):
+        x = rng.normal(size=(len(types), 384)).astype(np.float32)
+        for i, t in enumerate(types):
+            x[i, TYPES.index(t) * 20:(TYPES.index(t) + 1) * 20] += 5.0
+        return x
+
+    paired = [TYPES[i % 2] for i in range(40)]
+    images = rng.normal(size=(40, 2, 64)).astype(np.float32)
+    labels = {"articleType": paired, "baseColour": [COLOURS[i % 3] for i in range(40)], "gender": [["Men", "Women"][i % 2] for i in range(40)]}
+    extra_types = [TYPES[i % 3] for i in range(60)]
+    config = AlignmentConfig(**TINY, image_dim=64, standardize_images=True, photo_probe_l2=1e-3, text_probe_l2=1e-4,
+                             retrieval_weights={"articleType": 0.1})
+    aligner = Aligner(config, _train_config(1), vocabs=VOCABS).fit(
+        images, names(paired), labels, extra_texts=names(extra_types), extra_labels={"articleType": extra_types})
+    unseen_types = [TYPES[i % 3] for i in range(9)]
+    unseen = names(unseen_types)
+    assert list(aligner.text_attributes(unseen, "articleType")) == unseen_types
+    queries, items = aligner.embed_texts(unseen, side="query"), aligner.embed_texts(unseen, side="item")
+    type_slots = slice(16, 16 + len(TYPES))
+    assert np.allclose(queries[:, type_slots].sum(1), 0.1, atol=1e-5)
+    assert (queries[:, type_slots].argmax(1) == [TYPES.index(t) for t in unseen_types]).all()
+    assert (items[:, type_slots] <= 0).all()
+
+    MultimodalModel(aligner, image_config={"pooled_blocks": [5, 6]}).save(tmp_path / "model")
+    loaded = MultimodalModel.load(tmp_path / "model").aligner
+    assert np.allclose(loaded.embed_texts(unseen, side="query"), queries, atol=1e-5)
+    assert list(loaded.text_attributes(unseen, "articleType")) == unseen_types
+
+
+def test_cross_fitted_weights_are_chosen_on_held_out_training_pairs():
+    """Photos and names show their article type and nothing else that pairs them (the rest is
+    noise), so only the attribute term can rank a name's photo above the other types' photos: the
+    weights cross-fitted on the training pairs must give it weight, and the aligner keeps them."""
+    rng = np.random.default_rng(0)
+    n = 60
+    types = [TYPES[i % 3] for i in range(n)]
+    images = rng.normal(size=(n, 1, 64)).astype(np.float32)
+    texts = rng.normal(size=(n, 384)).astype(np.float32)
+    for i, t in enumerate(types):
+        images[i, :, TYPES.index(t) * 20:(TYPES.index(t) + 1) * 20] += 50.0
+        texts[i, TYPES.index(t) * 20:(TYPES.index(t) + 1) * 20] += 5.0
+    labels = {"articleType": types, "baseColour": list(rng.choice(COLOURS, n)), "gender": list(rng.choice(["Men", "Women"], n))}
+    config = AlignmentConfig(**TINY, image_dim=64, standardize_images=True, photo_probe_l2=1e-3, text_probe_l2=1e-4)
+    aligner = Aligner(config, _train_config(1), vocabs=VOCABS).fit(images, texts, labels)
+    weights = aligner.cross_fit_weights(images, texts, labels, folds=3)
+    assert weights["articleType"] > 0 and aligner.config.retrieval_weights == weights
+    with pytest.raises(ValueError, match="at least 2 folds"):
+        aligner.cross_fit_weights(images[:5], texts[:5], labels, folds=3)
+
+
 def test_photo_probes_need_standardised_features():
     with pytest.raises(ValueError, match="needs standardize_images"):
         Aligner(AlignmentConfig(**TINY, photo_probe_l2=1e-3), vocabs=VOCABS)

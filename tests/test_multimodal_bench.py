@@ -73,7 +73,11 @@ def test_bench_multimodal_command_writes_metrics_and_a_loadable_model(fashion_fo
     result = CliRunner().invoke(multimodal, args, obj=Settings(home=tmp_path / "home", quiet=True), catch_exceptions=False)
     assert result.exit_code == 0, result.output
     frozen_metrics = json.loads((frozen / "metrics.json").read_text())
-    assert set(frozen_metrics["alignment_ablations"]) == {"full", "+mid_level_features", "+photo_probes"}
+    assert set(frozen_metrics["alignment_ablations"]) == {"full", "+mid_level_features", "+photo_probes", "+text_probes"}
+    # The chosen model's retrieval weights are chosen again on its 7 training pairs (3 folds: a tiny set gets fewer).
+    chosen = frozen_metrics["alignment"]
+    assert chosen["weights_chosen_by"] == "3-fold cross-fitting" and set(chosen["weights_from_validation"]) == {"articleType", "baseColour", "gender"}
+    assert chosen["retrieval_weights"] == saved_weights(frozen)
     saved = MultimodalModel.load(frozen / "model")
     assert saved.image_weights is None
     # Whichever variant validation chose, the saved model's encoder gives the features it was trained on.
@@ -109,6 +113,12 @@ def test_bench_multimodal_tune_photos_serves_the_tuned_backbone(fashion_folder, 
 
     result = CliRunner().invoke(multimodal, args + ["--tune-photos", "--tune-image"], obj=settings)
     assert result.exit_code != 0 and "choose one" in result.output
+
+
+def saved_weights(out: Path) -> dict:
+    from shelfwise.multimodal.model import MultimodalModel
+
+    return MultimodalModel.load(out / "model").aligner.config.retrieval_weights
 
 
 def test_split_is_disjoint_and_seeded():

@@ -35,18 +35,21 @@ def _threads(threads: int | None) -> None:
 @click.option("--tune-image", is_flag=True, help="Also fine-tune the image backbone's last blocks with the alignment (a variant chosen on validation like the others).")
 @click.option("--tune-photos", is_flag=True, help="First fine-tune the whole image backbone on the training photos' article type, colour and gender "
               "(~20 min on 2 threads); every variant reads its features and the saved model serves it.")
+@click.option("--weight-folds", type=click.IntRange(0), default=5, show_default=True,
+              help="Choose the chosen model's retrieval weights on its training pairs cross-fitted over this many folds (one more fit each); "
+              "0 = the weights the validation pairs chose.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--threads", type=click.IntRange(1), default=1, show_default=True, help="torch CPU threads.")
 @click.pass_obj
 def multimodal(obj: Settings, data: Path, out: Path, cache: Path | None, test_size: int, extra_names: int, no_ablations: bool, tune_image: bool,
-               tune_photos: bool, seed: int, threads: int) -> None:
+               tune_photos: bool, weight_folds: int, seed: int, threads: int) -> None:
     """Train the text <-> image alignment and fusion on part of the photos; measure on the rest."""
     _threads(threads)
     from shelfwise.multimodal.benchmark import BenchConfig, run
     from shelfwise.multimodal.photo_tuning import PhotoTuningConfig
 
     config = BenchConfig(test_size=test_size, extra_texts=extra_names, ablations=not no_ablations, tune_image=tune_image, seed=seed,
-                         photo_tuning=PhotoTuningConfig(seed=seed) if tune_photos else None)
+                         weight_folds=weight_folds, photo_tuning=PhotoTuningConfig(seed=seed) if tune_photos else None)
     try:
         results = run(data, out, config, cache_dir=cache, progress=not obj.quiet, log=(lambda *_: None) if obj.quiet else click.echo)
     except (ValueError, FileNotFoundError) as e:

@@ -54,6 +54,13 @@ class BenchConfig:
     # reads the photo's attributes with linear probes of this L2 weight (AlignmentConfig).
     pooled_blocks: tuple[int, ...] = tuple(range(5, 16))
     photo_probe_l2: float = 1e-3
+    # The last variant also reads a name's attributes with linear probes (this L2 weight) fitted on
+    # every labelled name; chosen on names held out of the extra names (docs/benchmarks.md).
+    text_probe_l2: float = 1e-6
+    # The chosen variant's retrieval weights are chosen again on the training pairs, cross-fitted
+    # over this many folds (Aligner.cross_fit_weights; one fit per fold); 0 = keep the weights
+    # the validation pairs chose.
+    weight_folds: int = 5
     tune_image: bool = False
     # Fine-tune the whole image backbone on the training photos' labels first (~20 min on 2 CPU
     # threads); every variant then reads the tuned backbone's features and the saved model serves it.
@@ -192,14 +199,18 @@ def run(folder: Path | str, out: Path | str, config: BenchConfig | None = None, 
     tr, va, te = parts["train"], parts["valid"], parts["test"]
     test_types = labels["articleType"][te]
 
-    def fit_aligner(variant: Variant) -> Aligner:
-        tail = BackboneTail(load_backbone(), start, c.image_lr_scale) if variant.tuned else None
-        aligner = Aligner(variant.alignment, c.tuning if variant.tuned else None, vocabs=vocabs, image_tail=tail)
-        return aligner.fit(
-            take_photos(variant.photos, tr, slice(0, variant.view_count)), text[tr], {k: v[tr] for k, v in labels.items()},
+    def training_data(variant: Variant) -> dict:
+        """What Aligner.fit (and cross_fit_weights) read for this variant."""
+        return dict(
+            images=take_photos(variant.photos, tr, slice(0, variant.view_count)), texts=text[tr], labels={k: v[tr] for k, v in labels.items()},
             extra_texts=extra_vectors if variant.extra_names else None, extra_labels=extra_labels if variant.extra_names else None,
             valid=(take_photos(variant.photos, va, 0), text[va], {k: v[va] for k, v in labels.items()}),
         )
+
+    def fit_aligner(variant: Variant) -> Aligner:
+        tail = BackboneTail(load_backbone(), start, c.image_lr_scale) if variant.tuned else None
+        aligner = Aligner(variant.alignment, c.tuning if variant.tuned else None, vocabs=vocabs, image_tail=tail)
+        return aligner.fit(**training_data(variant))
 
     def serving_features(aligner: Aligner, variant: Variant) -> np.ndarray:
         """[n, D] features of the plain photos as the saved model's image encoder gives them."""
@@ -213,6 +224,7 @@ def run(folder: Path | str, out: Path | str, config: BenchConfig | None = None, 
         for k in ("articleType", "baseColour"):
             if aligner.config.attribute_weight and k in aligner.vocabs:
                 metrics[f"{k}_accuracy_from_image_head"] = float(np.mean(aligner.photo_attributes(features[te], k) == labels[k][te]))
+                metrics[f"{k}_accuracy_from_name"] = float(np.mean(aligner.text_attributes(text[te], k) == labels[k][te]))
         metrics["best_epoch"] = aligner.result.best_epoch
         metrics["retrieval_weights"] = dict(aligner.config.retrieval_weights)
         return metrics
@@ -230,8 +242,11 @@ def run(folder: Path | str, out: Path | str, config: BenchConfig | None = None, 
         mid_level = replace(main_alignment, image_dim=views_pooled.shape[2], standardize_images=True)
         variants["+mid_level_features"] = Variant(mid_level, views_pooled, n_views, use_extra, c.colour_bins, c.pooled_blocks)
         if c.photo_probe_l2:
-            variants["+photo_probes"] = Variant(replace(mid_level, photo_probe_l2=c.photo_probe_l2), views_pooled, n_views, use_extra,
-                                                c.colour_bins, c.pooled_blocks)
+            probes = replace(mid_level, photo_probe_l2=c.photo_probe_l2)
+            variants["+photo_probes"] = Variant(probes, views_pooled, n_views, use_extra, c.colour_bins, c.pooled_blocks)
+            if c.text_probe_l2:
+                variants["+text_probes"] = Variant(replace(probes, text_probe_l2=c.text_probe_l2), views_pooled, n_views, use_extra,
+                                                   c.colour_bins, c.pooled_blocks)
     if c.tune_image:
         tuned = Variant(main_alignment, TrunkInputs(trunks, colours), n_views, use_extra, c.colour_bins)
         variants = {**variants, "+tuned_backbone": tuned} if c.ablations else {"+tuned_backbone": tuned}
@@ -262,6 +277,14 @@ def run(folder: Path | str, out: Path | str, config: BenchConfig | None = None, 
     results["alignment"] = {**ablations[chosen], "variant": chosen}
     results["alignment_ablations"] = ablations
     log(f"alignment selected on validation: {chosen}")
+    folds = min(c.weight_folds, len(tr) // 2)  # a tiny training set gets fewer folds
+    if folds >= 2 and aligner.config.attribute_weight and not chosen_variant.tuned:
+        t0, from_validation = time.time(), dict(aligner.config.retrieval_weights)
+        aligner.cross_fit_weights(**training_data(chosen_variant), folds=folds, seed=c.seed)
+        results["alignment"].update(evaluate(aligner, photo_features), weights_from_validation=from_validation,
+                                    weights_chosen_by=f"{folds}-fold cross-fitting", cross_fit_seconds=round(time.time() - t0, 1))
+        log(f"retrieval weights cross-fitted over {folds} folds: {aligner.config.retrieval_weights} "
+            f"(validation chose {from_validation}): " + _brief(results["alignment"]))
 
     # Fusion: predict article type and colour from photo / name / attributes, each method compared.
     # Training items: the photos of the training split, plus the names without a photo (text-only
