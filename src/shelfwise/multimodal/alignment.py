@@ -77,7 +77,7 @@ class AlignmentConfig:
     # > 0: a name's attributes are read the same way, by a linear classifier per attribute on the
     # raw name embedding, fitted on every labelled name given (paired and extra: tens of thousands
     # in a catalogue) rather than through the shared heads, which learn mostly from the paired
-    # photos. A query's article type from its name: 0.82 (head) -> 0.95 (probe) on the fashion test names.
+    # photos. On the fashion test names, article type from the name: 0.909 (heads) -> 0.942 (probes).
     text_probe_l2: float = 0.0
 
 
