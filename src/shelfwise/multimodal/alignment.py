@@ -443,20 +443,12 @@ class Aligner:
         score = self._weight_scorer(images, texts, lambda rank: float((rank < 10).float().mean()))
         return _search_weights(score, list(self._check().heads), grid or self._weight_grid())
 
-    def cross_fit_weights(
-        self,
-        images: PhotoInputs,
-        texts: np.ndarray,
-        labels: Mapping[str, Sequence] | None = None,
-        extra_texts: np.ndarray | None = None,
-        extra_labels: Mapping[str, Sequence] | None = None,
-        valid=None,
-        folds: int = 5,
-        seed: int = 0,
-    ) -> dict[str, float]:
+    def cross_fit_weights(self, images: PhotoInputs, texts: np.ndarray, labels: Mapping[str, Sequence] | None = None,
+                          folds: int = 5, seed: int = 0, **fit_options) -> dict[str, float]:
         """Choose the retrieval weights on the training pairs themselves, cross-fitted, and keep them.
 
-        The pairs (the same arguments as :meth:`fit`) are split into ``folds`` parts; for each part
+        The pairs (as given to :meth:`fit`; ``fit_options`` are its other arguments: extra_texts,
+        extra_labels, valid) are split into ``folds`` parts; for each part
         an aligner of this configuration is fitted on the others and ranks the part's photos for
         each of its names. The weights with the best mean reciprocal rank of the right photo over
         all parts win (the grid search of :meth:`tune_weights`). Every training pair is held out
@@ -474,8 +466,7 @@ class Aligner:
         for part in np.array_split(np.random.default_rng(seed).permutation(len(texts)), folds):
             rest = np.setdiff1d(np.arange(len(texts)), part)
             fold = Aligner(no_weights, self.train_config, self.vocabs).fit(
-                take_photos(images, rest, slice(None)), texts[rest], {k: v[rest] for k, v in labels.items()},
-                extra_texts=extra_texts, extra_labels=extra_labels, valid=valid)
+                take_photos(images, rest, slice(None)), texts[rest], {k: v[rest] for k, v in labels.items()}, **fit_options)
             scorers.append(fold._weight_scorer(take_photos(images, part, 0), texts[part], lambda rank: float((1.0 / (rank + 1)).mean())))
         weights = _search_weights(lambda w: float(np.mean([score(w) for score in scorers])), list(self._check().heads), self._weight_grid())
         self.config.retrieval_weights = weights
