@@ -124,6 +124,28 @@ def test_encoder_with_colour_appends_the_histogram(tmp_path):
     assert result.errors.keys() == {1} and not result.vectors[1].any()
 
 
+def test_colour_hsv_describes_hue_lightness_and_the_product_share():
+    """The hue / saturation / value histogram and statistics of the product's pixels: a red and an
+    orange product (one RGB cell apart at 5 bins) fall in different hue bins, a grey one in the grey
+    bins (no hue), and the statistics read the product's colour and how much of the photo it covers."""
+    from shelfwise.encoders.image import COLOUR_EXTRA_DIM, HUES, SATURATIONS, VALUES, colour_description, colour_features
+
+    red, orange, grey = (colour_description(_photo(c)) for c in ((210, 20, 20), (230, 150, 20), (120, 120, 120)))
+    n_hue = HUES * SATURATIONS * VALUES
+    assert red.shape == (COLOUR_EXTRA_DIM,) and np.isclose(np.linalg.norm(red[:n_hue + VALUES]), 1.0)
+    assert red[:n_hue].argmax() != orange[:n_hue].argmax() and float(red[:n_hue] @ orange[:n_hue]) < 0.1
+    assert not grey[:n_hue].any() and grey[n_hue:n_hue + VALUES].sum() > 0.99
+    mean_rgb, share = red[n_hue + VALUES:n_hue + VALUES + 3], red[-1]
+    assert np.allclose(mean_rgb, np.array([210, 20, 20]) / 255, atol=0.02) and np.isclose(share, 0.25, atol=0.01)
+
+    encoder = ImageEncoder(ImageEncoderConfig(colour_bins=4, colour_hsv=True))
+    photo = _photo((200, 30, 30))
+    assert encoder.dim == EMBEDDING_DIM + 64 + COLOUR_EXTRA_DIM
+    vector = encoder.encode([photo])[0]
+    assert np.allclose(vector[EMBEDDING_DIM:], colour_features([photo], bins=4, hsv=True).vectors[0], atol=1e-6)
+    assert np.allclose(vector[EMBEDDING_DIM + 64:], colour_description(photo), atol=1e-6)
+
+
 def test_cached_trunk_plus_tail_gives_the_encoder_features_and_a_tuned_tail_serves():
     """The fine-tuning path: trunk activations once, the tail trained on them, and an encoder built
     with the tuned weights computes exactly what the tail was trained to compute."""

@@ -61,7 +61,7 @@ def test_bench_multimodal_command_writes_metrics_and_a_loadable_model(fashion_fo
     assert set(metrics["fusion"]["gated"]) >= {"image", "text", "image+text", "image+text+attributes"}
     assert metrics["throughput"]["images_per_second"] > 0
     model = MultimodalModel.load(out / "model")
-    assert model.fuser is not None and model.image_config == {"colour_bins": 5, "image_size": 160, "pooled_blocks": []}
+    assert model.fuser is not None and model.image_config == {"colour_bins": 5, "colour_hsv": True, "image_size": 160, "pooled_blocks": []}
     # --tune-image fine-tunes the image backbone's tail: the saved model carries it, search encodes with it.
     assert metrics["alignment"]["variant"] == "+tuned_backbone" and model.image_weights is not None
     assert torch.equal(model.make_image_encoder().model.state_dict()["_conv_head.weight"], model.image_weights["_conv_head.weight"])

@@ -42,6 +42,7 @@ class BenchConfig:
     fusion_methods: tuple[str, ...] = tuple(FUSIONS)
     ablations: bool = True
     colour_bins: int = 5  # colour histogram appended to the photo features (0 = none)
+    colour_hsv: bool = True  # + hue / saturation / value histogram and colour statistics (ImageEncoderConfig.colour_hsv)
     # The photos are 60x80: 160 px doubles them (upscaling further adds no detail, only compute).
     image_size: int = 160
     # The backbone's first 11 of 16 blocks run once per photo (cached); the rest + head is the tail,
@@ -173,7 +174,7 @@ def run(folder: Path | str, out: Path | str, config: BenchConfig | None = None, 
     text_encoder = TextEncoder()
     pooled = np.stack([image_features(image_encoder, paths, v, cache, progress) for v in c.views], axis=1)  # [n, V, 1280 + blocks]
     cnn = pooled[:, :, :EMBEDDING_DIM]  # the head's features: what ImageEncoder() without pooled blocks gives
-    colours = np.stack([colour_features(paths, c.colour_bins, v, cache) for v in c.views], axis=1) if c.colour_bins else None
+    colours = np.stack([colour_features(paths, c.colour_bins, v, cache, c.colour_hsv) for v in c.views], axis=1) if c.colour_bins else None
     views = cnn if colours is None else np.concatenate([cnn, colours], axis=2)  # what ImageEncoder(colour_bins=...) gives
     views_pooled = pooled if colours is None else np.concatenate([pooled, colours], axis=2)
     image_dim = views.shape[2]
@@ -323,7 +324,8 @@ def run(folder: Path | str, out: Path | str, config: BenchConfig | None = None, 
     results["fusion"] = fusion_results
     results["fusion_selected"] = best_fuser.config.method if best_fuser else None
 
-    image_config = {"colour_bins": chosen_variant.colour_bins, "image_size": c.image_size, "pooled_blocks": list(chosen_variant.pooled_blocks)}
+    image_config = {"colour_bins": chosen_variant.colour_bins, "colour_hsv": bool(chosen_variant.colour_bins and c.colour_hsv),
+                    "image_size": c.image_size, "pooled_blocks": list(chosen_variant.pooled_blocks)}
     model = MultimodalModel(aligner, best_fuser, image_config=image_config,
                             image_weights=aligner.image_backbone_weights() or tuned_weights)
     # Time what search will run: the saved model's image encoder, colour histogram included.

@@ -72,6 +72,8 @@ def image_features(encoder, paths: Sequence[str], view: str = "plain", cache_dir
     transform = _transform(view)
     c = encoder.config
     kind = f"image-{c.image_size}px-blocks{'_'.join(map(str, c.pooled_blocks))}-colour{c.colour_bins}"
+    if c.colour_bins and c.colour_hsv:
+        kind += "hsv"
     if encoder.weights_tag != "imagenet":  # the pretrained features keep their old cache names
         kind += f"-{encoder.weights_tag}"
     return _cached(cache_dir, _key(kind, view, paths), lambda: encoder.encode(list(paths), transform=transform, progress=progress))
@@ -82,9 +84,10 @@ def text_features(encoder, texts: Sequence[str], cache_dir: Path | None = None, 
     return _cached(cache_dir, _key("text", "minilm", texts), lambda: encoder.encode(list(texts), progress=progress))
 
 
-def colour_features(paths: Sequence[str], bins: int, view: str = "plain", cache_dir: Path | None = None) -> np.ndarray:
-    """[n, bins**3] colour histograms (see shelfwise.encoders.image.colour_histogram) for one view."""
+def colour_features(paths: Sequence[str], bins: int, view: str = "plain", cache_dir: Path | None = None, hsv: bool = False) -> np.ndarray:
+    """[n, colour_dim(bins, hsv)] colour vectors (see shelfwise.encoders.image.colour_vector) for one view."""
     from shelfwise.encoders.image import colour_features as compute
 
     transform = _transform(view)
-    return _cached(cache_dir, _key(f"colour{bins}", view, paths), lambda: compute(list(paths), bins, transform).vectors)
+    kind = f"colour{bins}" + ("hsv" if hsv else "")
+    return _cached(cache_dir, _key(kind, view, paths), lambda: compute(list(paths), bins, transform, hsv).vectors)
