@@ -271,29 +271,37 @@ def _hellinger(counts: np.ndarray) -> np.ndarray:
 def colour_histogram(image, bins: int = 5) -> np.ndarray:
     """Unit-length sqrt-normalised RGB histogram (bins**3) of the product's pixels (those that
     differ from the photo's background); the whole photo if nothing differs."""
-    pixels, _ = _product_pixels(image)
-    codes = np.minimum((pixels.astype(np.float32) * bins / 256.0).astype(np.int64), bins - 1)
-    return _hellinger(np.bincount(codes[:, 0] * bins * bins + codes[:, 1] * bins + codes[:, 2], minlength=bins**3))
+    return _rgb_histogram(_product_pixels(image)[0], bins)
 
 
 def colour_description(image) -> np.ndarray:
     """[COLOUR_EXTRA_DIM]: the product's pixels as a unit-length sqrt-normalised hue / saturation /
     value histogram (unsaturated pixels binned by value alone: a grey has no hue), then the mean,
     median, quartiles and spread of their RGB values (0-1) and the share of the photo they cover."""
+    return _hsv_description(*_product_pixels(image))
+
+
+def colour_vector(image, bins: int = 5, hsv: bool = False) -> np.ndarray:
+    """What ``ImageEncoderConfig(colour_bins=bins, colour_hsv=hsv)`` appends to a photo's features."""
+    pixels, share = _product_pixels(image)
+    histogram = _rgb_histogram(pixels, bins)
+    return np.concatenate([histogram, _hsv_description(pixels, share)]) if hsv else histogram
+
+
+def _rgb_histogram(pixels: np.ndarray, bins: int) -> np.ndarray:
+    codes = np.minimum((pixels.astype(np.float32) * bins / 256.0).astype(np.int64), bins - 1)
+    return _hellinger(np.bincount(codes[:, 0] * bins * bins + codes[:, 1] * bins + codes[:, 2], minlength=bins**3))
+
+
+def _hsv_description(pixels: np.ndarray, share: float) -> np.ndarray:
     from PIL import Image
 
-    pixels, share = _product_pixels(image)
     hsv = np.asarray(Image.fromarray(pixels[None]).convert("HSV"))[0].astype(np.int64)
     hue, saturation, value = (np.minimum(hsv[:, i] * n // 256, n - 1) for i, n in enumerate((HUES, SATURATIONS, VALUES)))
     codes = np.where(hsv[:, 1] < GREY_SATURATION, HUES * SATURATIONS * VALUES + value, (hue * SATURATIONS + saturation) * VALUES + value)
     rgb = pixels.astype(np.float32) / 255.0
     statistics = [rgb.mean(0), np.median(rgb, 0), np.percentile(rgb, 25, 0), np.percentile(rgb, 75, 0), rgb.std(0), [share]]
     return np.concatenate([_hellinger(np.bincount(codes, minlength=HUES * SATURATIONS * VALUES + VALUES)), *statistics]).astype(np.float32)
-
-
-def colour_vector(image, bins: int = 5, hsv: bool = False) -> np.ndarray:
-    """What ``ImageEncoderConfig(colour_bins=bins, colour_hsv=hsv)`` appends to a photo's features."""
-    return np.concatenate([colour_histogram(image, bins), colour_description(image)]) if hsv else colour_histogram(image, bins)
 
 
 def colour_features(images, bins: int = 5, transform: Callable | None = None, hsv: bool = False) -> "EncodedImages":
