@@ -74,11 +74,11 @@ def test_bench_multimodal_command_writes_metrics_and_a_loadable_model(fashion_fo
     assert result.exit_code == 0, result.output
     frozen_metrics = json.loads((frozen / "metrics.json").read_text())
     assert set(frozen_metrics["alignment_ablations"]) == {"full", "+mid_level_features", "+photo_probes", "+text_probes"}
+    saved = MultimodalModel.load(frozen / "model")
     # The chosen model's retrieval weights are chosen again on its 7 training pairs (3 folds: a tiny set gets fewer).
     chosen = frozen_metrics["alignment"]
     assert chosen["weights_chosen_by"] == "3-fold cross-fitting" and set(chosen["weights_from_validation"]) == {"articleType", "baseColour", "gender"}
-    assert chosen["retrieval_weights"] == saved_weights(frozen)
-    saved = MultimodalModel.load(frozen / "model")
+    assert chosen["retrieval_weights"] == saved.aligner.config.retrieval_weights
     assert saved.image_weights is None
     # Whichever variant validation chose, the saved model's encoder gives the features it was trained on.
     assert saved.make_image_encoder().dim == saved.aligner.config.image_dim
@@ -113,12 +113,6 @@ def test_bench_multimodal_tune_photos_serves_the_tuned_backbone(fashion_folder, 
 
     result = CliRunner().invoke(multimodal, args + ["--tune-photos", "--tune-image"], obj=settings)
     assert result.exit_code != 0 and "choose one" in result.output
-
-
-def saved_weights(out: Path) -> dict:
-    from shelfwise.multimodal.model import MultimodalModel
-
-    return MultimodalModel.load(out / "model").aligner.config.retrieval_weights
 
 
 def test_split_is_disjoint_and_seeded():

@@ -31,7 +31,6 @@ from torch.nn import functional as F
 from shelfwise.multimodal.labels import UNKNOWN
 
 
-
 @dataclass
 class PhotoTuningConfig:
     epochs: int = 8
